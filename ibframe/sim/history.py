@@ -1,0 +1,5 @@
+"""Synthetic and recorded price history (placeholder until the history feed lands)."""
+
+
+def session_stats(gateway, inst):
+    return None

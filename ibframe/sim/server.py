@@ -1,0 +1,345 @@
+"""The simulated gateway's socket server: handshake, client registry, request dispatch, market clock.
+
+Owns: the listening socket, each connection's lifetime (handshake → START_API → requests →
+cleanup), the clientId registry, the per-client message-rate limit and the market clock that
+steps the simulated market and fans its events out to subscribers.
+
+Why asyncio: one event loop serialises every client request and every market step, so the
+simulator needs no locks and its output is a deterministic function of (seed, requests).
+`SimGateway.start()` runs that loop in a background thread for tests and for the runner;
+`python -m ibframe.sim` runs it in the foreground.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+from ibapi.message import IN, OUT
+
+from . import handlers
+from .market import Market, StepEvents
+from .pacing import MessageRate
+from .session import Session
+from .universe import Universe, load_universe
+from .wire import API_PREFIX, FieldReader, ProtocolError, parse_handshake, split_fields, split_frames
+
+log = logging.getLogger("ibframe.sim")
+
+SIM_MAX_VERSION = 200      # highest version at which every message is classic text
+SIM_MIN_VERSION = 157      # the oldest client range served (ib_async's minimum)
+EASTERN = ZoneInfo("America/New_York")
+
+FARM_NOTICES = (
+    (2104, "Market data farm connection is OK:usfarm.nj"),
+    (2104, "Market data farm connection is OK:usfuture"),
+    (2104, "Market data farm connection is OK:cashfarm"),
+    (2104, "Market data farm connection is OK:usopt"),
+    (2104, "Market data farm connection is OK:usfarm"),
+    (2106, "HMDS data farm connection is OK:cashhmds"),
+    (2106, "HMDS data farm connection is OK:ushmds"),
+    (2158, "Sec-def data farm connection is OK:secdefil"),
+)
+
+
+@dataclass(slots=True)
+class SimConfig:
+    """Everything `python -m ibframe.sim` can be told; defaults are a TWS paper gateway."""
+    host: str = "127.0.0.1"
+    port: int = 7497
+    seed: int = 1
+    universe: str | Path | None = None
+    step_seconds: float = 0.25          # market granularity (IB samples stock quotes every 250 ms)
+    speed: float = 1.0                  # simulated seconds per wall second
+    start_time: float | None = None     # epoch seconds of the first step; None = now
+    max_server_version: int = SIM_MAX_VERSION
+    market_data_lines: int = 100        # error 101 beyond this many reqMktData lines per client
+    depth_limit: int = 3                # error 309 beyond this many depth subscriptions per client
+    tick_by_tick_limit: int = 3         # error 10190 beyond this many tick-by-tick subscriptions
+    pace_messages: bool = True          # 50 msg/s per client (error 100, then disconnect)
+    max_messages_per_second: int = 50
+    pace_historical: bool = True        # historical-data pacing (error 162)
+    pace_tick_by_tick: bool = True      # one tick-by-tick request per instrument per 15 s
+
+
+class SimGateway:
+    """A TWS paper gateway on a socket, with a seeded market behind it."""
+
+    def __init__(self, config: SimConfig | None = None, universe: Universe | None = None):
+        self.config = config or SimConfig()
+        start = self.config.start_time
+        if start is None:
+            step = self.config.step_seconds
+            start = round(time.time() / step) * step
+        self.universe = universe or load_universe(self.config.universe,
+                                                  today=dt.datetime.fromtimestamp(start, EASTERN).date())
+        self.accounts = [a.id for a in self.universe.accounts]
+        self.market = Market(self.universe.roots(), self.config.seed, start, self.config.step_seconds,
+                             session_stats=self._session_stats)
+        self.sessions: dict[int, Session] = {}
+        self.step_listeners: dict[int, list[Callable[[StepEvents], None]]] = {}
+        self.next_order_id = 1
+        self.taps: list[Callable[[Session, tuple], None]] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stopping: asyncio.Event | None = None
+        self._connections: set[asyncio.Task] = set()
+        self.port = self.config.port
+        _load_request_modules()
+
+    # --- clock --------------------------------------------------------------------------------
+    def now(self) -> float:
+        """Simulated epoch seconds: the time of the latest market step."""
+        return self.market.time
+
+    def _session_stats(self, inst):
+        from . import history  # history builds on the market module; imported late to keep startup light
+        return history.session_stats(self, inst)
+
+    # --- market fan-out ---------------------------------------------------------------------------
+    def on_step(self, con_id: int, listener: Callable[[StepEvents], None]) -> Callable[[], None]:
+        """Call `listener` after every market step of a root instrument; returns the unsubscribe."""
+        self.step_listeners.setdefault(con_id, []).append(listener)
+
+        def remove() -> None:
+            listeners = self.step_listeners.get(con_id, [])
+            if listener in listeners:
+                listeners.remove(listener)
+        return remove
+
+    def _step_market(self) -> None:
+        events = self.market.step()
+        for con_id, ev in events.items():
+            for listener in list(self.step_listeners.get(con_id, ())):
+                try:
+                    listener(ev)
+                except Exception:
+                    log.exception("market listener for conId %s failed; it is removed", con_id)
+                    self.step_listeners[con_id].remove(listener)
+
+    async def _market_clock(self) -> None:
+        step_wall = self.config.step_seconds / self.config.speed
+        next_at = self.loop.time() + step_wall
+        while True:
+            delay = next_at - self.loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._step_market()
+            next_at += step_wall
+            if self.loop.time() - next_at > 5.0:    # far behind (suspended machine): do not replay hours
+                next_at = self.loop.time() + step_wall
+
+    # --- output tap (recorders, tests) ------------------------------------------------------------
+    def tap(self, session: Session, fields: tuple) -> None:
+        for fn in self.taps:
+            fn(session, fields)
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    async def serve(self) -> None:
+        """Listen and run until `stop()`."""
+        self.loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        self._server = await asyncio.start_server(self._handle, self.config.host, self.config.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        clock = asyncio.create_task(self._market_clock())
+        log.info("simulated TWS listening on %s:%d (seed %d, server versions %d..%d)", self.config.host,
+                 self.port, self.config.seed, SIM_MIN_VERSION, self.config.max_server_version)
+        self._ready.set()
+        try:
+            await self._stopping.wait()
+        finally:
+            clock.cancel()
+            self._server.close()
+            for session in list(self.sessions.values()):
+                session.close()
+            for task in list(self._connections):
+                task.cancel()
+            await asyncio.gather(*self._connections, return_exceptions=True)
+            await self._server.wait_closed()
+
+    def start(self) -> "SimGateway":
+        """Run the gateway on a background thread; returns once it accepts connections."""
+        def run() -> None:
+            asyncio.run(self.serve())
+        self._thread = threading.Thread(target=run, name="ibframe-sim", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError(f"simulated gateway did not start listening on {self.config.host}:{self.config.port}")
+        return self
+
+    def stop(self) -> None:
+        if self.loop and self._stopping:
+            self.loop.call_soon_threadsafe(self._stopping.set)
+        if self._thread:
+            self._thread.join(10)
+
+    def call(self, fn: Callable, *args):
+        """Run `fn(*args)` on the gateway's loop from another thread and return its result."""
+        async def run():
+            return fn(*args)
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
+
+    def __enter__(self) -> "SimGateway":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # --- one connection ----------------------------------------------------------------------------
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._connections.add(task)
+        peer = "%s:%s" % writer.get_extra_info("peername")[:2]
+        session: Session | None = None
+        try:
+            session = await self._handshake(reader, writer, peer)
+            if session is not None:
+                await self._serve_session(session, reader)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            log.info("%s went away", session or peer)
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("connection %s failed", session or peer)
+        finally:
+            if session is not None:
+                if self.sessions.get(session.client_id) is session:
+                    del self.sessions[session.client_id]
+                session.close()
+                if session.client_id is not None:
+                    log.info("client %s disconnected", session.client_id)
+            else:
+                writer.close()
+            self._connections.discard(task)
+
+    async def _handshake(self, reader, writer, peer) -> Session | None:
+        prefix = await reader.readexactly(4)
+        if prefix != API_PREFIX:
+            log.warning("%s: not a TWS API client (first bytes %r); closing", peer, prefix)
+            return None
+        size = int.from_bytes(await reader.readexactly(4), "big")
+        if size > 1024:
+            log.warning("%s: handshake of %d bytes is not a version string; closing", peer, size)
+            return None
+        try:
+            hello = parse_handshake(await reader.readexactly(size))
+        except ProtocolError as exc:
+            log.warning("%s: %s; closing", peer, exc)
+            return None
+        version = min(hello.max_version, self.config.max_server_version)
+        if hello.max_version < SIM_MIN_VERSION or hello.min_version > version:
+            log.warning("%s: client versions %d..%d do not reach the served range %d..%d; closing",
+                        peer, hello.min_version, hello.max_version, SIM_MIN_VERSION, self.config.max_server_version)
+            return None
+        when = dt.datetime.fromtimestamp(self.now(), EASTERN).strftime("%Y%m%d %H:%M:%S %Z")
+        reply = f"{version}\0{when}\0".encode()
+        writer.write(len(reply).to_bytes(4, "big") + reply)      # one write: ibapi reads only the first frame
+        await writer.drain()
+        session = Session(self, writer, version, peer, hello.options)
+        return session
+
+    async def _serve_session(self, session: Session, reader: asyncio.StreamReader) -> None:
+        buffer = bytearray()
+        rate = MessageRate(self.config.max_messages_per_second) if self.config.pace_messages else None
+        paced = "+PACEAPI" in session.connect_options
+        while True:
+            chunk = await reader.read(65536)
+            if not chunk:
+                if buffer:
+                    log.warning("%s vanished mid-message (%d bytes unread)", session, len(buffer))
+                return
+            buffer += chunk
+            try:
+                frames = split_frames(buffer)
+            except ProtocolError as exc:
+                session.error(-1, 320, f"Server error when reading an API client request. {exc}")
+                log.warning("%s: %s; closing", session, exc)
+                return
+            for payload in frames:
+                if rate is not None:
+                    wait = rate.admit(self.loop.time())
+                    if wait > 0:
+                        if paced:
+                            await asyncio.sleep(wait)
+                            rate.admit(self.loop.time())
+                        else:
+                            session.error(-1, 100, "Max rate of messages per second has been exceeded:"
+                                                   f"max={self.config.max_messages_per_second} "
+                                                   f"rec={rate.count(self.loop.time())} (1)")
+                            if rate.violations >= 3:
+                                log.warning("%s kept exceeding %d msg/s; disconnecting as TWS does", session,
+                                            self.config.max_messages_per_second)
+                                return
+                            continue
+                if not self._dispatch(session, payload):
+                    return
+            await session.writer.drain()
+
+    def _dispatch(self, session: Session, payload: bytes) -> bool:
+        """Handle one request; False when the connection must close."""
+        try:
+            fields = split_fields(payload)
+            if not fields or not fields[0].lstrip("-").isdigit():
+                raise ProtocolError(f"message id {fields[0][:20] if fields else ''!r} is not a number")
+            msg_id = int(fields[0])
+        except ProtocolError as exc:
+            session.error(-1, 320, f"Server error when reading an API client request. {exc}")
+            log.warning("%s sent a garbled message: %s", session, exc)
+            return True
+        if session.client_id is None:
+            if msg_id != OUT.START_API:
+                session.error(-1, 320, f"Server error when reading an API client request. "
+                                       f"Expected START_API (71) first, got message id {msg_id}")
+                return True
+            return self._start_api(session, FieldReader(fields, "START_API", 1))
+        handler = handlers.HANDLERS.get(msg_id)
+        if handler is None:
+            session.error(-1, 320, f"Server error when reading an API client request. "
+                                   f"Unsupported message id {msg_id}")
+            log.warning("%s sent unsupported message id %d", session, msg_id)
+            return True
+        try:
+            handler(session, FieldReader(fields, handler.__name__, 1))
+        except ProtocolError as exc:
+            session.error(-1, 320, f"Server error when reading an API client request. {exc}")
+            log.warning("%s: %s", session, exc)
+        except Exception:
+            log.exception("%s: handler %s failed on %r", session, handler.__name__, fields[:6])
+            session.error(-1, 322, f"Server error when processing an API client request. "
+                                   f"({handler.__name__} failed; see the simulator log)")
+        return True
+
+    def _start_api(self, session: Session, r: FieldReader) -> bool:
+        try:
+            r.int("version")
+            client_id = r.int("clientId")
+        except ProtocolError as exc:
+            session.error(-1, 320, f"Server error when reading an API client request. {exc}")
+            return False
+        if client_id in self.sessions:
+            session.error(-1, 326, "Unable to connect as the client id is already in use. "
+                                   "Retry with a unique client id.")
+            log.warning("%s asked for clientId %d, which is in use; refused (326)", session.peer, client_id)
+            return False
+        session.client_id = client_id
+        self.sessions[client_id] = session
+        log.info("client %d connected from %s at server version %d%s", client_id, session.peer,
+                 session.version, f" with options {session.connect_options!r}" if session.connect_options else "")
+        session.send(IN.MANAGED_ACCTS, 1, ",".join(self.accounts))
+        session.send(IN.NEXT_VALID_ID, 1, self.next_order_id)
+        for code, text in FARM_NOTICES:
+            session.error(-1, code, text)
+        return True
+
+
+def _load_request_modules() -> None:
+    """Import every request family once so their handlers register."""
+    from . import basics  # noqa: F401
