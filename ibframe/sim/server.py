@@ -77,6 +77,7 @@ class SimGateway:
         if start is None:
             step = self.config.step_seconds
             start = round(time.time() / step) * step
+        self.start_time = start
         self.universe = universe or load_universe(self.config.universe,
                                                   today=dt.datetime.fromtimestamp(start, EASTERN).date())
         self.accounts = [a.id for a in self.universe.accounts]
@@ -342,4 +343,4 @@ class SimGateway:
 
 def _load_request_modules() -> None:
     """Import every request family once so their handlers register."""
-    from . import basics  # noqa: F401
+    from . import basics, contracts, depth, historical, mktdata, tickbytick  # noqa: F401
