@@ -20,5 +20,8 @@ test: install
 sim: install
 	$(BIN)/python -m ibframe.sim
 
+run: install
+	$(BIN)/python -m ibframe.run config/ma_cross.yaml --duration 60s
+
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,101 @@
+"""Request-id and order-id allocators.
+
+Owns: handing out ids. Request ids are never reused within a process and live in their own
+range, far above order ids, so an `error(id, …)` can always be told apart. Order ids start
+from TWS's nextValidId but never go below anything this machine has already issued: the
+high-water mark is persisted (write-then-rename, fsync) before an id leaves `take()`.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+REQUEST_ID_BASE = 1_000_000_000      # TWS order ids stay far below this in practice
+
+
+class RequestIds:
+    """Monotonic request ids; thread-safe; never reused in this process."""
+
+    def __init__(self, start: int = REQUEST_ID_BASE):
+        self._next = start
+        self._lock = threading.Lock()
+
+    def take(self) -> int:
+        with self._lock:
+            value = self._next
+            self._next += 1
+            return value
+
+    def is_request_id(self, value: int) -> bool:
+        return value >= REQUEST_ID_BASE
+
+
+class OrderIdError(RuntimeError):
+    """No order id can be issued (not seeded yet, or the id file cannot be written)."""
+
+
+class OrderIds:
+    """Order ids from TWS's nextValidId, persisted so a restart never reissues one.
+
+    `seed(n)` may be called many times (each nextValidId); the allocator keeps
+    max(n, highest issued + 1, persisted). `take()` persists before returning.
+    """
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path else None
+        self._lock = threading.RLock()
+        self._next: int | None = None
+        self._floor = self._read_persisted()
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held by callers that must take an id and send placeOrder as one step."""
+        return self._lock
+
+    def _read_persisted(self) -> int:
+        if self.path is None or not self.path.exists():
+            return 0
+        text = self.path.read_text().strip()
+        try:
+            return int(text)
+        except ValueError:
+            raise OrderIdError(f"order-id file {self.path} holds {text[:40]!r}, not an integer; "
+                               f"fix or delete it (deleting risks reusing ids on this account)") from None
+
+    def _persist(self, next_id: int) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+        with open(tmp, "w") as fh:
+            fh.write(f"{next_id}\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+
+    def seed(self, next_valid_id: int) -> int:
+        """Take TWS's nextValidId into account; returns the id the next `take()` will give."""
+        with self._lock:
+            candidates = [next_valid_id, self._floor]
+            if self._next is not None:
+                candidates.append(self._next)
+            self._next = max(candidates)
+            return self._next
+
+    @property
+    def seeded(self) -> bool:
+        return self._next is not None
+
+    def peek(self) -> int | None:
+        return self._next
+
+    def take(self) -> int:
+        with self._lock:
+            if self._next is None:
+                raise OrderIdError("no order id yet: wait for nextValidId from TWS before placing orders")
+            value = self._next
+            self._persist(value + 1)
+            self._floor = value + 1
+            self._next = value + 1
+            return value

@@ -1,0 +1,77 @@
+"""`python -m ibframe.sim`: run the simulated TWS gateway in the foreground until Ctrl-C."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import sys
+
+from .server import SIM_MAX_VERSION, SIM_MIN_VERSION, SimConfig, SimGateway
+from .universe import UniverseError
+
+
+def parse_start(text: str) -> float:
+    """'2026-11-23 10:30' or '2026-11-23T10:30:00' in New York time, or epoch seconds."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    from zoneinfo import ZoneInfo
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--start {text!r}: use 'YYYY-MM-DD HH:MM' (New York time) "
+                                         f"or epoch seconds") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=ZoneInfo("America/New_York"))
+    return when.timestamp()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ibframe.sim",
+                                description="A simulated TWS / IB Gateway speaking the real TWS API protocol.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7497, help="port (default 7497, TWS paper)")
+    p.add_argument("--seed", type=int, default=1, help="market seed: the same seed gives the same market")
+    p.add_argument("--universe", help="instruments and accounts YAML (default config/universe.yaml)")
+    p.add_argument("--start", type=parse_start, help="simulated start time (default: now)")
+    p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall second")
+    p.add_argument("--step", type=float, default=0.25, help="market step in simulated seconds")
+    p.add_argument("--max-version", type=int, default=SIM_MAX_VERSION,
+                   help=f"highest server version to negotiate ({SIM_MIN_VERSION}..{SIM_MAX_VERSION}); "
+                        f"lower it to act like an older TWS build")
+    p.add_argument("--no-pacing", action="store_true", help="switch off every pacing rule")
+    p.add_argument("--log-level", default="INFO")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not SIM_MIN_VERSION <= args.max_version <= SIM_MAX_VERSION:
+        print(f"--max-version must be within {SIM_MIN_VERSION}..{SIM_MAX_VERSION}", file=sys.stderr)
+        return 2
+    config = SimConfig(host=args.host, port=args.port, seed=args.seed, universe=args.universe,
+                       start_time=args.start, speed=args.speed, step_seconds=args.step,
+                       max_server_version=args.max_version)
+    if args.no_pacing:
+        config.pace_messages = config.pace_historical = config.pace_tick_by_tick = False
+    try:
+        gateway = SimGateway(config)
+    except UniverseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(gateway.serve())
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror}. "
+              f"Is TWS or another simulator already using it? Try --port.", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

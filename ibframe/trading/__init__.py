@@ -1,0 +1,1 @@
+"""Orders out and what comes back: builders, trades, the order manager and the portfolio."""

@@ -1,0 +1,1 @@
+"""Example strategies; each runs with `python -m ibframe.run config/<name>.yaml`."""
