@@ -37,7 +37,7 @@ def format_field(value) -> str:
         return "0"
     if isinstance(value, float):
         if math.isinf(value):
-            return "Infinite"
+            return "Infinity"
         if value == UNSET_DOUBLE:
             return UNSET_DOUBLE_TEXT
         text = repr(value)
