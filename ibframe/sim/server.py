@@ -24,6 +24,8 @@ from zoneinfo import ZoneInfo
 from ibapi.message import IN, OUT
 
 from . import handlers
+from .account import Ledger
+from .broker import Broker
 from .market import Market, StepEvents
 from .pacing import MessageRate
 from .session import Session
@@ -86,6 +88,8 @@ class SimGateway:
         self.sessions: dict[int, Session] = {}
         self.step_listeners: dict[int, list[Callable[[StepEvents], None]]] = {}
         self.next_order_id = 1
+        self.ledger = Ledger(self, self.universe.accounts)   # cash, positions, margin (account.py)
+        self.broker = Broker(self)                           # orders and matching (broker.py)
         self.taps: list[Callable[[Session, tuple], None]] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -118,6 +122,8 @@ class SimGateway:
 
     def _step_market(self) -> None:
         events = self.market.step()
+        self.broker.on_step(events)          # fills first, so quotes sent after a step include them
+        self.ledger.on_step(events)
         for con_id, ev in events.items():
             for listener in list(self.step_listeners.get(con_id, ())):
                 try:
@@ -338,6 +344,7 @@ class SimGateway:
         session.send(IN.NEXT_VALID_ID, 1, self.next_order_id)
         for code, text in FARM_NOTICES:
             session.error(-1, code, text)
+        self.broker.on_client_connected(session)
         return True
 
 
