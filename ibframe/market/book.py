@@ -1,0 +1,237 @@
+"""Level-2 order book for one contract, maintained from IB market-depth callbacks.
+
+Owns: the positional rows TWS describes through ``updateMktDepth`` /
+``updateMktDepthL2`` (position, operation 0 insert / 1 update / 2 delete, side 0 ask /
+1 bid, price, size, market maker) and a sorted price-level view (sortedcontainers) kept
+in step with the rows, for best-price and per-level queries.
+
+Must never: take locks, do I/O, call ibapi ``EClient``, or raise on a malformed update
+(TWS streams are not always self-consistent; a bad row is counted in ``ignored``).
+Updated ONLY on the framework's single dispatch thread.
+
+Positional semantics (IB's): each side is a list of at most ``num_rows`` rows.
+  * insert at p (0 <= p <= len, p < num_rows): rows at p.. shift down; the row pushed past
+    ``num_rows`` falls off.
+  * update at p (p < len): the row is replaced. An update at p == len (< num_rows) is
+    treated as an append: TWS does this when a row appears at the bottom of the book.
+  * delete at p (p < len): rows below shift up.
+  * anything else (negative position, unknown side/operation, a gap) is ignored and
+    counted.
+
+Never crossed: after each applied operation, if best bid >= best ask the STALE side --
+the side that was NOT just updated -- loses every row that crosses the fresh side's best
+price (asks <= best bid, or bids >= best ask). The fresh side is the newest information
+from the exchange; the stale side's crossing rows are levels whose delete has not arrived
+yet. Removed rows are counted in ``uncrossed``.
+
+Best prices come from the sorted view (highest bid, lowest ask), so they are right even
+if a stream leaves rows out of price order; ``depth`` returns rows in IB's positional
+order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Callable
+
+import pandas as pd
+from sortedcontainers import SortedDict
+
+__all__ = ["OrderBook", "BookRow", "ASK", "BID", "INSERT", "UPDATE", "DELETE"]
+
+ASK, BID = 0, 1
+INSERT, UPDATE, DELETE = 0, 1, 2
+_SIDE_NAMES = {ASK: "ask", BID: "bid"}
+
+
+@dataclass(slots=True, frozen=True)
+class BookRow:
+    price: float
+    size: float
+    market_maker: str = ""
+
+    def as_tuple(self) -> tuple[float, float, str]:
+        return (self.price, self.size, self.market_maker)
+
+
+def _side(side: int | str) -> int:
+    if isinstance(side, str):
+        return {"ask": ASK, "bid": BID}[side.lower()]
+    return int(side)
+
+
+@dataclass(slots=True, eq=False)
+class OrderBook:
+    """Positional L2 book (``num_rows`` per side) plus a sorted price-level view."""
+
+    num_rows: int = 10
+    rows: dict[int, list[BookRow]] = field(init=False)
+    # price -> [total size, row count]; count decides when a level disappears, so float
+    # rounding in the size sum can never leave a phantom level behind.
+    levels_view: dict[int, SortedDict] = field(init=False, repr=False)
+    ignored: int = field(default=0, init=False)
+    uncrossed: int = field(default=0, init=False)
+    updates: int = field(default=0, init=False)
+    updated: float | None = field(default=None, init=False)
+    on_change: list[Callable[["OrderBook"], None]] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.num_rows <= 0:
+            raise ValueError("num_rows must be positive")
+        self.rows = {ASK: [], BID: []}
+        self.levels_view = {ASK: SortedDict(), BID: SortedDict()}
+
+    # ---- updating ---------------------------------------------------------------------------
+    def apply(self, position: int, operation: int, side: int, price: float,
+              size: Decimal | float, market_maker: str = "", time: float | None = None) -> bool:
+        """Apply one depth callback; returns False (and counts it) when it was ignored."""
+        try:
+            side = _side(side)
+            position = int(position)
+            operation = int(operation)
+        except (KeyError, TypeError, ValueError):
+            self.ignored += 1
+            return False
+        if side not in _SIDE_NAMES or position < 0 or position >= self.num_rows:
+            self.ignored += 1
+            return False
+        rows = self.rows[side]
+        n = len(rows)
+        if operation == DELETE:
+            if position >= n:
+                self.ignored += 1
+                return False
+            self._unindex(side, rows.pop(position))
+        elif operation in (INSERT, UPDATE):
+            row = BookRow(float(price), float(size), market_maker or "")
+            if operation == UPDATE and position < n:
+                self._unindex(side, rows[position])
+                rows[position] = row
+            elif position <= n:                    # insert, or update-as-append at n
+                rows.insert(position, row)
+                if len(rows) > self.num_rows:
+                    self._unindex(side, rows.pop())
+            else:
+                self.ignored += 1
+                return False
+            self._index(side, row)
+            self._uncross(fresh=side)
+        else:
+            self.ignored += 1
+            return False
+        self.updates += 1
+        self.updated = time
+        for hook in tuple(self.on_change):
+            hook(self)
+        return True
+
+    def _index(self, side: int, row: BookRow) -> None:
+        level = self.levels_view[side].get(row.price)
+        if level is None:
+            self.levels_view[side][row.price] = [row.size, 1]
+        else:
+            level[0] += row.size
+            level[1] += 1
+
+    def _unindex(self, side: int, row: BookRow) -> None:
+        view = self.levels_view[side]
+        level = view[row.price]
+        level[1] -= 1
+        if level[1] == 0:
+            del view[row.price]
+        else:
+            level[0] -= row.size
+
+    def _uncross(self, fresh: int) -> None:
+        bid, ask = self.best_bid, self.best_ask
+        if bid is None or ask is None or bid < ask:
+            return
+        stale = ASK if fresh == BID else BID
+        if stale == ASK:
+            crosses = lambda p: p <= bid      # noqa: E731 - tiny local predicate
+        else:
+            crosses = lambda p: p >= ask      # noqa: E731
+        keep: list[BookRow] = []
+        for row in self.rows[stale]:
+            if crosses(row.price):
+                self._unindex(stale, row)
+                self.uncrossed += 1
+            else:
+                keep.append(row)
+        self.rows[stale] = keep
+
+    def clear(self) -> None:
+        """Forget every row (e.g. before re-subscribing after a reconnect)."""
+        for side in (ASK, BID):
+            self.rows[side].clear()
+            self.levels_view[side].clear()
+
+    # ---- reading ------------------------------------------------------------------------------
+    @property
+    def best_bid(self) -> float | None:
+        view = self.levels_view[BID]
+        return view.peekitem(-1)[0] if view else None
+
+    @property
+    def best_ask(self) -> float | None:
+        view = self.levels_view[ASK]
+        return view.peekitem(0)[0] if view else None
+
+    @property
+    def mid(self) -> float | None:
+        bid, ask = self.best_bid, self.best_ask
+        return None if bid is None or ask is None else (bid + ask) / 2.0
+
+    @property
+    def spread(self) -> float | None:
+        bid, ask = self.best_bid, self.best_ask
+        return None if bid is None or ask is None else ask - bid
+
+    @property
+    def crossed(self) -> bool:
+        """True if best bid >= best ask (the update rule keeps this False)."""
+        bid, ask = self.best_bid, self.best_ask
+        return bid is not None and ask is not None and bid >= ask
+
+    def depth(self, n: int | None = None) -> tuple[list[tuple[float, float, str]],
+                                                   list[tuple[float, float, str]]]:
+        """(bids, asks): the first ``n`` positional rows of each side as (price, size, maker)."""
+        return ([r.as_tuple() for r in self.rows[BID][:n]],
+                [r.as_tuple() for r in self.rows[ASK][:n]])
+
+    def levels(self, side: int | str, n: int | None = None) -> list[tuple[float, float]]:
+        """Best ``n`` price levels of a side, best first, as (price, total size over rows)."""
+        view = self.levels_view[_side(side)]
+        count = len(view) if n is None else min(n, len(view))
+        if _side(side) == BID:
+            keys = [view.peekitem(-1 - i)[0] for i in range(count)]
+        else:
+            keys = [view.peekitem(i)[0] for i in range(count)]
+        return [(price, view[price][0]) for price in keys]
+
+    def total_size(self, side: int | str, n: int | None = None) -> float:
+        """Size resting in the best ``n`` price levels of a side (all levels when None)."""
+        return float(sum(size for _, size in self.levels(side, n)))
+
+    def imbalance(self, n: int = 5) -> float | None:
+        """(bid vol - ask vol) / (bid vol + ask vol) over the best ``n`` levels; in [-1, 1].
+
+        None when both sides are empty (or hold zero size): there is no imbalance to report.
+        """
+        bids, asks = self.total_size(BID, n), self.total_size(ASK, n)
+        total = bids + asks
+        if total <= 0:
+            return None
+        return max(-1.0, min(1.0, (bids - asks) / total))
+
+    def __len__(self) -> int:
+        return len(self.rows[BID]) + len(self.rows[ASK])
+
+    def to_frame(self) -> pd.DataFrame:
+        """Bids then asks; columns side ("bid"/"ask"), position, price, size, market_maker."""
+        records = [(_SIDE_NAMES[side], i, r.price, r.size, r.market_maker)
+                   for side in (BID, ASK) for i, r in enumerate(self.rows[side])]
+        frame = pd.DataFrame.from_records(
+            records, columns=["side", "position", "price", "size", "market_maker"])
+        return frame.astype({"side": "object", "position": "int64", "price": "float64",
+                             "size": "float64", "market_maker": "object"})
