@@ -96,4 +96,5 @@ class IBError:
     def __str__(self) -> str:
         where = f" ({self.subject})" if self.subject else ""
         hint = f" — {self.advice}" if self.advice else ""
-        return f"IB error {self.code}{where}: {self.text}{hint}"
+        kind = "notice" if self.kind is ErrorClass.INFO else "error"
+        return f"IB {kind} {self.code}{where}: {self.text}{hint}"

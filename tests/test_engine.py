@@ -1,0 +1,135 @@
+"""End to end over loopback: the engine against ibframe.sim, market-data side.
+
+Subscribe → the simulator streams → the router routes by request id → state objects update
+themselves → strategy callbacks run on the one dispatch thread.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from ibframe.contracts import ContractError, Forex, Option, Stock
+from ibframe.engine import Engine
+from ibframe.ids import REQUEST_ID_BASE
+from ibframe.strategy import Strategy
+
+
+def wait_until(predicate, timeout: float = 10.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def engine(gateway, tmp_path):
+    eng = Engine("127.0.0.1", gateway.port, client_id=900 + threading.active_count() % 50,
+                 state_dir=tmp_path).start()
+    yield eng
+    eng.stop()
+
+
+def test_ready_means_next_valid_id_and_accounts(engine):
+    assert engine.router.ready.is_set()
+    assert engine.account == "DU1234567"
+    assert engine.order_ids.seeded
+
+
+def test_qualify_fills_con_id_and_rejects_unknown_and_ambiguous(engine):
+    aapl = engine.qualify(Stock("AAPL"))
+    assert aapl.conId == 265598 and aapl.secType == "STK"
+    with pytest.raises(ContractError, match="no security definition"):
+        engine.qualify(Stock("NOSUCH"))
+    with pytest.raises(ContractError, match="ambiguous"):
+        engine.qualify(Option("AAPL", "", 0, "C"))
+    eur = engine.qualify(Forex("EUR.USD"))
+    assert eur.conId == 12087792
+
+
+def test_quotes_route_by_request_id_into_self_updating_state(engine):
+    aapl, msft = engine.qualify(Stock("AAPL")), engine.qualify(Stock("MSFT"))
+    qa, qm = engine.market_data(aapl), engine.market_data(msft)
+    assert qa.req_id >= REQUEST_ID_BASE and qa.req_id != qm.req_id
+    wait_until(lambda: qa.quote.bid and qa.quote.ask and qm.quote.bid, what="quotes")
+    assert qa.quote.bid < qa.quote.ask and 100 < qa.quote.mid < 400
+    assert qm.quote.mid > 300                   # MSFT's stream did not land in AAPL's quote
+    assert engine.market_data(aapl) is qa       # one line per instrument, shared
+    frame = qa.quote.to_frame()
+    assert {"bid", "ask", "last"} <= set(frame.columns)
+    engine.cancel(qa)
+    assert qa.req_id not in engine.router.requests
+
+
+def test_option_subscription_carries_greeks(engine):
+    chain = engine.option_params(engine.qualify(Stock("SPY")))
+    smart = next(c for c in chain if c["exchange"] == "SMART")
+    expiry = smart["expirations"][-1]
+    strike = smart["strikes"][len(smart["strikes"]) // 2]
+    opt = engine.qualify(Option("SPY", expiry, strike, "C"))
+    req = engine.market_data(opt)
+    wait_until(lambda: req.greeks.model is not None and req.greeks.model.delta is not None, what="greeks")
+    assert 0 < req.greeks.model.delta < 1 and req.greeks.model.implied_vol > 0
+
+
+def test_depth_ticks_and_bars(engine):
+    spy = engine.qualify(Stock("SPY"))
+    book = engine.depth(spy, rows=5).book
+    ticks = engine.tick_by_tick(spy, "BidAsk").ticks
+    bars_req = engine.bars(spy, "1 min", "1800 S", keep_up_to_date=False)
+    wait_until(lambda: book.best_bid is not None and book.best_ask is not None and len(ticks) > 0, what="book+ticks")
+    assert book.best_bid < book.best_ask and not book.crossed
+    bars = bars_req.future.result(10)
+    assert bars.complete and len(bars) >= 29
+    frame = bars.to_frame()
+    assert frame.index.tz is not None and (frame["low"] <= frame["high"]).all()
+
+
+class Recorder(Strategy):
+    def on_start(self):
+        self.threads = set()
+        self.quotes = 0
+        self.timer_calls = 0
+        self.errors = []
+        self.quote("AAPL")
+        self.schedule(every=0.05)
+
+    def on_quote(self, instrument, quote):
+        self.threads.add(threading.current_thread().name)
+        self.quotes += 1
+        if self.quotes == 3:
+            raise RuntimeError("a bug in user code")
+
+    def on_timer(self):
+        self.threads.add(threading.current_thread().name)
+        self.timer_calls += 1
+
+    def on_error(self, error):
+        self.errors.append(error)
+
+
+def test_strategy_callbacks_run_on_the_dispatch_thread_and_survive_exceptions(engine):
+    s = Recorder(engine, "rec", {}, {"AAPL": engine.qualify(Stock("AAPL"))})
+    engine.on_dispatch(s._start)
+    wait_until(lambda: s.quotes >= 5 and s.timer_calls >= 3, what="quotes and timer calls")
+    engine.on_dispatch(s._stop)
+    assert s.threads == {"ibframe-dispatch"}
+    assert any("a bug in user code" in e.text for e in s.errors)
+
+
+def test_request_errors_reach_the_request_and_do_not_stop_the_stream_of_others(engine):
+    good = engine.market_data(engine.qualify(Stock("IBM")))
+    from ibapi.contract import Contract
+    bad = Contract()
+    bad.symbol, bad.secType, bad.exchange, bad.currency, bad.conId = "ZZZZ", "STK", "SMART", "USD", 1
+    errors = []
+    req = engine.market_data(bad)
+    req.on_error = errors.append
+    wait_until(lambda: errors, what="error 200 routed to the request")
+    assert errors[0].code == 200 and errors[0].subject.startswith("market data")
+    assert req.req_id not in engine.router.requests
+    count = good.quote.updates
+    wait_until(lambda: good.quote.updates > count, what="IBM quotes keep flowing")
