@@ -8,6 +8,7 @@ Blocking helpers (`qualify`, `contract_details`) must not be called from strateg
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -58,12 +59,20 @@ class Engine:
     def start(self, timeout: float = 15.0) -> "Engine":
         """Connect and wait until TWS sent nextValidId and managedAccounts."""
         self.dispatcher.start()
-        self.conn.open(self.host, self.port, self.client_id, timeout)
-        if not self.router.ready.wait(timeout):
-            codes = ", ".join(f"{e.code} {e.text}" for e in self.router.errors[-3:])
-            self.stop()
-            raise ConnectError(f"{self.host}:{self.port} did not send nextValidId and managedAccounts within "
-                               f"{timeout:g}s" + (f" (last errors: {codes})" if codes else ""))
+        try:
+            self.conn.open(self.host, self.port, self.client_id, timeout)
+        except ConnectError:
+            self.dispatcher.stop()
+            raise
+        deadline = time.monotonic() + timeout
+        while not self.router.ready.wait(0.05):
+            closed = self.router.connection_closed.is_set()
+            if closed or time.monotonic() > deadline:
+                codes = "; ".join(str(e) for e in self.router.errors[-3:])
+                self.stop()
+                what = "closed the connection" if closed else f"did not send nextValidId and managedAccounts " \
+                                                              f"within {timeout:g}s"
+                raise ConnectError(f"{self.host}:{self.port} {what}" + (f" ({codes})" if codes else ""))
         return self
 
     @property

@@ -85,12 +85,16 @@ class Runner:
             for name, contract in scfg.instruments.items():
                 try:
                     instruments[name] = self.engine.qualify(contract)
-                except ContractError as exc:
-                    raise RunError(f"{self.cfg.source}: strategy {scfg.name}: instrument {name}: {exc}") from None
+                except (ContractError, TimeoutError) as exc:
+                    why = str(exc) or "no answer from the gateway in time"
+                    raise RunError(f"{self.cfg.source}: strategy {scfg.name}: instrument {name}: {why}") from None
             self.strategies.append(cls(self.engine, scfg.name, scfg.params, instruments))
         self.engine.subscribe_account()
         for strategy in self.strategies:
-            self.engine.on_dispatch(strategy._start)
+            try:
+                self.engine.on_dispatch(strategy._start)
+            except Exception as exc:
+                raise RunError(f"strategy {strategy.name} failed in on_start: {type(exc).__name__}: {exc}") from None
             log.info("strategy %s started on %s", strategy.name, ", ".join(strategy.instruments))
 
     def wait(self, duration: float | None) -> None:

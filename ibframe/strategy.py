@@ -183,7 +183,7 @@ class Strategy:
         self.engine.orders.status_hooks.append(self._order_status)
         self.engine.orders.fill_hooks.append(self._fill)
         self.engine.router.on_error_hooks.append(self._error)
-        self._call(self.on_start)
+        self.on_start()          # a strategy that cannot start stops the run (the runner reports why)
 
     def _stop(self) -> None:
         for timer in self._timers:

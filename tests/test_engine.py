@@ -133,3 +133,20 @@ def test_request_errors_reach_the_request_and_do_not_stop_the_stream_of_others(e
     assert req.req_id not in engine.router.requests
     count = good.quote.updates
     wait_until(lambda: good.quote.updates > count, what="IBM quotes keep flowing")
+
+
+def test_connect_errors_are_clear(gateway, tmp_path):
+    import socket
+    from ibframe.connection import ConnectError
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    free_port = s.getsockname()[1]
+    s.close()
+    with pytest.raises(ConnectError, match="connection refused"):
+        Engine("127.0.0.1", free_port, 1, state_dir=tmp_path).start(timeout=3)
+    first = Engine("127.0.0.1", gateway.port, 4242, state_dir=tmp_path).start()
+    try:
+        with pytest.raises(ConnectError, match="326"):
+            Engine("127.0.0.1", gateway.port, 4242, state_dir=tmp_path).start(timeout=5)
+    finally:
+        first.stop()

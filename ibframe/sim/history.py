@@ -1,5 +1,715 @@
-"""Synthetic and recorded price history (placeholder until the history feed lands)."""
+"""Synthetic price history of every instrument, joined to the live market's tape.
+
+Owns: a deterministic past for each root instrument that ends exactly at its start price at the
+gateway's start second, the series the historical requests show (TRADES, MIDPOINT, BID, ASK,
+BID_ASK) as per-second or per-minute `Units` (synthetic before the start, the live tape after),
+option series derived from their underlying through `options.model`, bars built from those
+units, historical ticks, the session statistics the market starts from, and head time stamps.
+
+The model. Log prices form a Brownian path in "business time": a second counts 1 when the
+instrument is liquid, EXT_VARIANCE in extended hours, 0 when closed, and each trading-session
+open carries a point mass (the overnight gap, at the instant of the open). The path is built
+top-down so every resolution agrees where they overlap:
+  hour totals   rng([seed, conId, day, 0])   one normal per hour, variance = the hour's business time
+  minute points rng([seed, conId, day, 1])   Brownian bridge inside each hour (+ minute extremes, volume noise)
+  second points rng([seed, conId, hour, 3])  Brownian bridge inside each minute (+ extremes, volume split)
+so a minute's open and close are the same whether bars are built from seconds or minutes, and
+volume is drawn per minute and split exactly among its seconds. Bar extremes come from the exact
+distribution of a Brownian bridge's maximum/minimum inside each unit. Volume follows a U-shaped
+profile over liquid hours, EXT_VOLUME of the average in extended hours and nothing when closed.
+
+Must never: use unseeded randomness, touch sessions or sockets, or keep per-request state; the
+only state is a per-gateway cache of paths (weakly keyed, so a stopped gateway frees it).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import hours, options
+from .bars import DAY, EPOCH_ORDINAL, BarSize, Units, bar_ids, reduce
+from .market import LOT, MAKERS, TRADE_RATE
+from .universe import MARKET_RULES, Instrument
+
+EXT_VARIANCE = 0.3          # variance weight of an extended-hours second (liquid = 1)
+EXT_VOLUME = 0.08           # volume of an extended-hours second relative to the liquid average
+TRADING_DAYS = 252
+STEPS_PER_SECOND = 4        # the live market's default 250 ms steps: sets the synthetic trade rate
+GAP_SECONDS = {"us_equity": 3600, "us_option": 0, "us_bond": 1800, "cme_index_future": 900, "fx": 600}
+LIQUID_SECONDS = {"us_equity": 23400, "us_option": 23400, "us_bond": 32400, "cme_index_future": 23400, "fx": 85500}
+EXTENDED_SECONDS = {"us_equity": 34200, "us_option": 0, "us_bond": 0, "cme_index_future": 59400, "fx": 0}
+U_SHAPE = {"fx": (1.0, 0.0)}                 # volume profile A + B(2x-1)^2 over a liquid session (mean 1)
+DEFAULT_U_SHAPE = (0.5, 1.5)
+SPREAD_BPS = {"STK": 2.0, "FUT": 0.5, "CASH": 0.5, "BOND": 8.0}   # as the live book quotes
+HEAD_YEARS = 5              # synthetic data starts this many years before the gateway's start
+OPTION_HEAD_DAYS = 270      # an option's data starts this long before its expiry
+OPTION_VOLUME_SHARE = 0.05  # option contracts per underlying lot, at the money
+SERIES = ("TRADES", "MIDPOINT", "BID", "ASK", "BID_ASK")
+
+
+# --------------------------------------------------------------------------- trading calendars
+
+
+@dataclass(slots=True)
+class _Sessions:
+    o: np.ndarray           # opens, epoch seconds
+    c: np.ndarray           # closes
+    pre: np.ndarray         # seconds of all earlier sessions in the table
+    label: np.ndarray       # date ordinal of each session's label (the day it closes on)
+
+    def cum(self, t: np.ndarray) -> np.ndarray:
+        """Open seconds before each t (relative to the table's first session)."""
+        i, part = self._locate(t)
+        return np.where(i > 0, self.pre[np.maximum(i - 1, 0)] + part, 0.0)
+
+    def _locate(self, t):
+        if len(self.o) == 0:
+            return np.zeros(np.shape(t), np.int64), np.zeros(np.shape(t))
+        i = np.searchsorted(self.o, t, side="right")
+        j = np.maximum(i - 1, 0)
+        return i, np.clip(t - self.o[j], 0.0, self.c[j] - self.o[j])
+
+
+class Calendar:
+    """One session kind's trading and liquid sessions as arrays, widened on demand, and the
+    cumulative business-time, volume and open-seconds measures built on them."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.lo = math.inf
+        self.hi = -math.inf
+        self.liquid = self.trading = None
+        self.shape = U_SHAPE.get(kind, DEFAULT_U_SHAPE)
+        self.gap = float(GAP_SECONDS[kind])
+
+    def cover(self, t0: float, t1: float) -> None:
+        if self.lo <= t0 and t1 <= self.hi:
+            return
+        lo = min(self.lo, t0 - 40 * DAY)
+        hi = max(self.hi, t1 + 40 * DAY)
+        d0 = dt.datetime.fromtimestamp(max(lo, 0), dt.timezone.utc).date()
+        d1 = dt.datetime.fromtimestamp(hi, dt.timezone.utc).date()
+        self.liquid = self._load(d0, d1, True)
+        self.trading = self._load(d0, d1, False)
+        self.lo = _midnight(d0) + 2 * DAY
+        self.hi = _midnight(d1) - DAY
+
+    def _load(self, d0: dt.date, d1: dt.date, liquid: bool) -> _Sessions:
+        pairs = hours.sessions(self.kind, d0, d1, liquid)
+        o = np.array([a.timestamp() for a, _ in pairs], dtype=np.float64)
+        c = np.array([b.timestamp() for _, b in pairs], dtype=np.float64)
+        label = np.array([b.date().toordinal() for _, b in pairs], dtype=np.int64)
+        pre = np.concatenate(([0.0], np.cumsum(c - o)))[:-1] if len(o) else np.zeros(0)
+        return _Sessions(o, c, pre, label)
+
+    def sessions(self, liquid: bool) -> _Sessions:
+        return self.liquid if liquid else self.trading
+
+    # --- measures (callers cover() first, then difference values from one cover) -----------
+    def diffusion(self, t: np.ndarray) -> np.ndarray:
+        liquid = self.liquid.cum(t)
+        return liquid + EXT_VARIANCE * (self.trading.cum(t) - liquid)
+
+    def variance(self, t: np.ndarray) -> np.ndarray:
+        """Business time; an open's gap mass belongs to intervals (a, b] containing the open."""
+        opens = np.searchsorted(self.trading.o, t, side="right") if len(self.trading.o) else 0
+        return self.diffusion(t) + self.gap * opens
+
+    def volume(self, t: np.ndarray) -> np.ndarray:
+        """Expected activity in liquid-average seconds: U-shaped over liquid sessions."""
+        s = self.liquid
+        i, part = s._locate(t)
+        if len(s.o):
+            j = np.maximum(i - 1, 0)
+            span = s.c[j] - s.o[j]
+            x = np.divide(part, span, out=np.zeros_like(part), where=span > 0)
+            a, b = self.shape
+            shaped = span * (a * x + b * ((2 * x - 1) ** 3 + 1) / 6)
+            liquid_u = np.where(i > 0, s.pre[j] + shaped, 0.0)
+        else:
+            liquid_u = np.zeros(np.shape(t))
+        return liquid_u + EXT_VOLUME * (self.trading.cum(t) - s.cum(t))
+
+    def overlap(self, t0: np.ndarray, t1: np.ndarray, liquid: bool) -> np.ndarray:
+        """True where [t0, t1) overlaps a session."""
+        s = self.sessions(liquid)
+        return (s.cum(np.asarray(t1, float)) - s.cum(np.asarray(t0, float))) > 0
+
+    def labels(self, t: np.ndarray, liquid: bool) -> np.ndarray:
+        """Session label (date ordinal) of each time; New York date when outside every session."""
+        s = self.sessions(liquid)
+        t = np.asarray(t, dtype=np.float64)
+        out = _ny_date_ordinal(t)
+        if len(s.o):
+            i = np.searchsorted(s.o, t, side="right") - 1
+            inside = (i >= 0) & (t < s.c[np.maximum(i, 0)])
+            out = np.where(inside, s.label[np.maximum(i, 0)], out)
+        return out
+
+
+_CALENDARS: dict[str, Calendar] = {}
+
+
+def calendar(kind: str) -> Calendar:
+    cal = _CALENDARS.get(kind)
+    if cal is None:
+        cal = _CALENDARS[kind] = Calendar(kind)
+    return cal
+
+
+def _midnight(day: dt.date) -> float:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp()
+
+
+def _ny_date_ordinal(t: np.ndarray) -> np.ndarray:
+    from .bars import local_seconds
+    t = np.asarray(t, dtype=np.float64)
+    if t.size == 0:
+        return np.zeros(0, np.int64)
+    order = np.argsort(t, kind="stable")
+    local = np.empty(t.shape, np.int64)
+    local[order] = local_seconds(np.floor(t[order]).astype(np.int64))
+    return local // DAY + EPOCH_ORDINAL
+
+
+# --------------------------------------------------------------------------- the path of one root
+
+
+@dataclass(slots=True)
+class _MinuteBlock:
+    pts: np.ndarray         # (hours, 61) log-path at each minute boundary
+    hi: np.ndarray          # (hours, 60) minute maxima
+    lo: np.ndarray
+    lots: np.ndarray        # (hours, 60) traded lots
+
+
+@dataclass(slots=True)
+class _SecondBlock:
+    pts: np.ndarray         # (3601,)
+    hi: np.ndarray          # (3600,)
+    lo: np.ndarray
+    lots: np.ndarray
+
+
+class PricePath:
+    """The deterministic past of one root instrument, anchored at its price at the start second."""
+
+    def __init__(self, inst: Instrument, seed: int, start_time: float):
+        self.inst = inst
+        self.seed = int(seed)
+        self.s0 = int(math.floor(start_time))
+        self.h0 = self.s0 // 3600
+        self.cal = calendar(inst.hours_kind)
+        kind = inst.hours_kind
+        day = LIQUID_SECONDS[kind] + EXT_VARIANCE * EXTENDED_SECONDS[kind] + GAP_SECONDS[kind]
+        self.unit_var = float(inst.vol) ** 2 / (TRADING_DAYS * day)
+        self.lot = LOT.get(inst.sec_type, 1)
+        self.lots_per_second = TRADE_RATE.get(inst.sec_type, 0.5) * STEPS_PER_SECOND * 2.0
+        self.log_p0 = math.log(inst.price)
+        self._h_lo = self.h0 + 1            # hour totals are known for hours [_h_lo, h0]
+        self._r = np.zeros(0)
+        self._b = np.zeros(1)               # path at hour boundaries [_h_lo, h0 + 1]
+        self._draws: dict[int, tuple] = {}
+        self._second_blocks: dict[int, _SecondBlock] = {}
+        self.x0 = 0.0
+        self.x0 = float(self._second_block(self.h0).pts[self.s0 - self.h0 * 3600])
+
+    def _rng(self, key: int, level: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.inst.con_id, int(key), level])
+
+    # --- hour totals -------------------------------------------------------------------------
+    def _ensure_hours(self, hour: int) -> None:
+        if hour >= self._h_lo:
+            return
+        old_lo = self._h_lo
+        d_first, d_last = hour // 24, (old_lo - 1) // 24
+        z = np.concatenate([self._rng(d, 0).standard_normal(24) for d in range(d_first, d_last + 1)])
+        edges = np.arange(d_first * 24, (d_last + 1) * 24 + 1, dtype=np.float64) * 3600.0
+        self.cal.cover(edges[0], edges[-1])
+        w = _gaps(self.cal.variance(edges))
+        r = np.sqrt(self.unit_var * w) * z - 0.5 * self.unit_var * w
+        self._r = np.concatenate([r[: old_lo - d_first * 24], self._r])
+        self._h_lo = d_first * 24
+        total = np.cumsum(self._r)
+        before = total[self.h0 - self._h_lo - 1] if self.h0 > self._h_lo else 0.0
+        self._b = np.concatenate(([0.0], total)) - before
+
+    def _boundary(self, ha: int, hb: int) -> np.ndarray:
+        """Path values at the starts of hours ha..hb (inclusive), hb <= h0 + 1."""
+        self._ensure_hours(ha)
+        return self._b[ha - self._h_lo: hb - self._h_lo + 1]
+
+    # --- minutes -----------------------------------------------------------------------------
+    def _day_draws(self, day: int) -> tuple:
+        got = self._draws.get(day)
+        if got is None:
+            g = self._rng(day, 1)
+            got = (g.standard_normal((24, 60)), 1.0 - g.random((2, 24, 60)), g.standard_normal((24, 60)))
+            if len(self._draws) >= 96:
+                self._draws.pop(next(iter(self._draws)))
+            self._draws[day] = got
+        return got
+
+    def _minute_block(self, ha: int, hb: int) -> _MinuteBlock:
+        nh = hb - ha
+        bounds = self._boundary(ha, hb)
+        edges = ha * 3600.0 + 60.0 * np.arange(nh * 60 + 1)
+        self.cal.cover(edges[0], edges[-1])
+        w = _gaps(self.cal.variance(edges)).reshape(nh, 60)
+        wd = _gaps(self.cal.diffusion(edges)).reshape(nh, 60)
+        act = _gaps(self.cal.volume(edges)).reshape(nh, 60)
+        d0 = ha // 24
+        draws = [self._day_draws(d) for d in range(d0, (hb - 1) // 24 + 1)]
+        rows = slice(ha - d0 * 24, hb - d0 * 24)
+        z = np.concatenate([d[0] for d in draws])[rows]
+        u = np.concatenate([d[1] for d in draws], axis=1)[:, rows]
+        zv = np.concatenate([d[2] for d in draws])[rows]
+        pts = _bridge(bounds, w, z, self.unit_var)
+        hi, lo = _extremes(pts[:, :-1], pts[:, 1:], self.unit_var * wd, u)
+        lots = np.rint(self.lots_per_second * act * np.exp(0.5 * zv - 0.125))
+        return _MinuteBlock(pts, hi, lo, lots)
+
+    # --- seconds -----------------------------------------------------------------------------
+    def _second_block(self, hour: int) -> _SecondBlock:
+        got = self._second_blocks.get(hour)
+        if got is not None:
+            return got
+        mb = self._minute_block(hour, hour + 1)
+        edges = hour * 3600.0 + np.arange(3601, dtype=np.float64)
+        w = _gaps(self.cal.variance(edges)).reshape(60, 60)
+        wd = _gaps(self.cal.diffusion(edges)).reshape(60, 60)
+        trading = (np.diff(self.cal.trading.cum(edges)) > 0).reshape(60, 60)
+        g = self._rng(hour, 3)
+        z = g.standard_normal((60, 60))
+        u = 1.0 - g.random((2, 60, 60))
+        e = g.standard_exponential((60, 60))
+        pts = _bridge(mb.pts[0], w, z, self.unit_var)
+        hi, lo = _extremes(pts[:, :-1], pts[:, 1:], self.unit_var * wd, u)
+        lots = _split(mb.lots[0], np.where(trading, e, 0.0))
+        block = _SecondBlock(np.concatenate(([pts[0, 0]], pts[:, 1:].ravel())), hi.ravel(), lo.ravel(),
+                             lots.ravel())
+        if len(self._second_blocks) >= 16:
+            self._second_blocks.pop(next(iter(self._second_blocks)))
+        self._second_blocks[hour] = block
+        return block
+
+    # --- units -------------------------------------------------------------------------------
+    def raw_units(self, t0: int, t1: int, res: int) -> Units:
+        """The mid path for [t0, t1) (t1 <= start second) as units of `res` seconds (1 or 60);
+        unaligned edges are filled with seconds. Prices, volume in shares, pv = mid x volume."""
+        t1 = min(int(t1), self.s0)
+        t0 = int(t0)
+        if t1 <= t0:
+            return Units.empty()
+        if res == 60:
+            body0, body1 = -(-t0 // 60) * 60, (t1 // 60) * 60
+            if body1 > body0:
+                return Units.concat([self._seconds(t0, body0), self._minutes(body0, body1),
+                                     self._seconds(body1, t1)])
+        return self._seconds(t0, t1)
+
+    def _minutes(self, t0: int, t1: int) -> Units:
+        ha, hb = t0 // 3600, -(-t1 // 3600)
+        mb = self._minute_block(ha, hb)
+        i0, i1 = (t0 - ha * 3600) // 60, (t1 - ha * 3600) // 60
+        sl = slice(i0, i1)
+        t = ha * 3600 + 60 * np.arange(i0, i1, dtype=np.int64)
+        return self._units(t, 60, mb.pts[:, :-1].ravel()[sl], mb.hi.ravel()[sl], mb.lo.ravel()[sl],
+                           mb.pts[:, 1:].ravel()[sl], mb.lots.ravel()[sl])
+
+    def _seconds(self, t0: int, t1: int) -> Units:
+        if t1 <= t0:
+            return Units.empty()
+        parts = []
+        for hour in range(t0 // 3600, (t1 - 1) // 3600 + 1):
+            sb = self._second_block(hour)
+            i0, i1 = max(t0 - hour * 3600, 0), min(t1 - hour * 3600, 3600)
+            t = hour * 3600 + np.arange(i0, i1, dtype=np.int64)
+            parts.append(self._units(t, 1, sb.pts[i0:i1], sb.hi[i0:i1], sb.lo[i0:i1], sb.pts[i0 + 1:i1 + 1],
+                                     sb.lots[i0:i1]))
+        return Units.concat(parts)
+
+    def _units(self, t, dur, o, h, l, c, lots) -> Units:
+        shift = self.log_p0 - self.x0
+        o, h, l, c = (np.exp(x + shift) for x in (o, h, l, c))
+        v = lots * self.lot
+        return Units.make(t, dur, o, h, l, c, v, np.ceil(lots / 2.0), (o + c) / 2.0 * v)
+
+    def price_at(self, t: int) -> float:
+        """Mid price at second t (<= start second)."""
+        if t >= self.s0:
+            return float(self.inst.price)
+        return float(self._seconds(t - 1, t).c[0])
+
+    # --- the market's starting statistics ---------------------------------------------------------
+    def session_stats(self) -> dict | None:
+        inst, s0 = self.inst, self.s0
+        self.cal.cover(s0 - 10 * DAY, s0 + DAY)
+        trading = self.cal.trading
+        i = int(np.searchsorted(trading.o, s0, side="right")) - 1
+        if i < 0:
+            return None
+        start, end = int(trading.o[i]), min(s0, int(trading.c[i]))
+        units = self.raw_units(start, end, 60)
+        last = float(inst.round_price(inst.price))
+        if len(units) == 0:
+            return None
+        liquid = self.cal.liquid
+        opened = liquid.o[(liquid.o >= start) & (liquid.o < end)]
+        first = int(np.searchsorted(units.t, opened[0])) if len(opened) else 0
+        prev_close_t = int(hours.previous_close(inst.hours_kind, float(start)).timestamp())
+        rnd = _tick_rounder(inst)
+        return {
+            "open": float(rnd(units.o[first])),
+            "high": float(max(rnd(units.h.max()), last)),
+            "low": float(min(rnd(units.l.min()), last)),
+            "close": float(rnd(self.price_at(prev_close_t))),
+            "last": last,
+            "volume": float(units.v.sum()),
+        }
+
+
+def _gaps(cumulative: np.ndarray) -> np.ndarray:
+    """Per-interval amounts of a cumulative measure (never negative through rounding)."""
+    return np.maximum(np.diff(cumulative), 0.0)
+
+
+def _bridge(bounds: np.ndarray, w: np.ndarray, z: np.ndarray, unit_var: float) -> np.ndarray:
+    """Points of Brownian bridges between consecutive `bounds`, one row per interval, with
+    increment variances unit_var * w; returns (rows, cols + 1) including both ends."""
+    dw = np.sqrt(unit_var * w) * z - 0.5 * unit_var * w
+    total = w.sum(axis=1)
+    target = bounds[1:] - bounds[:-1]
+    corr = np.divide(target - dw.sum(axis=1), total, out=np.zeros_like(total), where=total > 0)
+    inc = dw + w * corr[:, None]
+    pts = bounds[:-1, None] + np.concatenate((np.zeros((len(w), 1)), np.cumsum(inc, axis=1)), axis=1)
+    pts[:, -1] = bounds[1:]                     # exact ends: coarser units agree with finer ones
+    return pts
+
+
+def _extremes(a, b, var, u):
+    """A sample of the maximum and minimum of a Brownian bridge from a to b with variance var."""
+    spread = (b - a) ** 2
+    hi = 0.5 * (a + b + np.sqrt(spread - 2.0 * var * np.log(u[0])))
+    lo = 0.5 * (a + b - np.sqrt(spread - 2.0 * var * np.log(u[1])))
+    return hi, lo
+
+
+def _split(totals: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Split each integer total among its row's cells in proportion to weights (largest remainder)."""
+    sums = weights.sum(axis=1, keepdims=True)
+    weights = np.where(sums > 0, weights, 1.0)
+    share = totals[:, None] * weights / weights.sum(axis=1, keepdims=True)
+    base = np.floor(share)
+    left = (totals - base.sum(axis=1)).astype(np.int64)
+    order = np.argsort(-(share - base), axis=1, kind="stable")
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(weights.shape[1])[None, :].repeat(len(weights), 0), axis=1)
+    return base + (ranks < left[:, None])
+
+
+# --------------------------------------------------------------------------- per-gateway paths
+
+_PATHS: "weakref.WeakKeyDictionary[object, dict[int, PricePath]]" = weakref.WeakKeyDictionary()
+
+
+def path_for(gateway, inst: Instrument) -> PricePath:
+    paths = _PATHS.setdefault(gateway, {})
+    path = paths.get(inst.con_id)
+    if path is None:
+        path = paths[inst.con_id] = PricePath(inst, gateway.config.seed, gateway.start_time)
+    return path
+
+
+def root_of(gateway, inst: Instrument) -> Instrument:
+    if inst.is_derived:
+        return gateway.universe.get(inst.under_con_id)
+    return inst
 
 
 def session_stats(gateway, inst):
-    return None
+    """Today's session so far (open, high, low, volume), the previous close and the last price,
+    read off the synthetic past; the market starts from these. None for options."""
+    if inst.is_derived:
+        return None
+    return path_for(gateway, inst).session_stats()
+
+
+def head_timestamp(gateway, inst: Instrument, use_rth: bool) -> int:
+    """Earliest second with data: the first session open HEAD_YEARS before start (options: also
+    no earlier than OPTION_HEAD_DAYS before expiry)."""
+    path = path_for(gateway, root_of(gateway, inst))
+    earliest = path.s0 - HEAD_YEARS * 365 * DAY
+    if inst.is_derived and inst.expiry:
+        expiry = dt.datetime.strptime(inst.expiry[:8], "%Y%m%d").replace(tzinfo=dt.timezone.utc).timestamp()
+        earliest = max(earliest, int(expiry) - OPTION_HEAD_DAYS * DAY)
+    cal = calendar(inst.hours_kind)
+    cal.cover(earliest, earliest + 10 * DAY)
+    s = cal.sessions(use_rth)
+    i = int(np.searchsorted(s.o, earliest, side="left"))
+    return int(s.o[min(i, len(s.o) - 1)])
+
+
+# --------------------------------------------------------------------------- prices on the grid
+
+
+def _increment(inst: Instrument, x: np.ndarray) -> np.ndarray:
+    if not inst.is_derived:
+        return np.full(np.shape(x), inst.min_tick)
+    rule = MARKET_RULES.get(inst.market_rule_id, ((0.0, inst.min_tick),))
+    inc = np.full(np.shape(x), rule[0][1])
+    for low, step in rule:
+        inc = np.where(np.abs(x) >= low, step, inc)
+    return inc
+
+
+def _tick_rounder(inst: Instrument, fraction: float = 1.0):
+    def rnd(x):
+        inc = _increment(inst, x) * fraction
+        return np.round(np.round(np.asarray(x, float) / inc) * inc, 10)
+    return rnd
+
+
+def _half_spread(inst: Instrument, x: np.ndarray) -> np.ndarray:
+    if inst.is_derived:
+        return np.maximum(0.01, 0.01 * x)
+    return np.maximum(inst.min_tick, x * SPREAD_BPS.get(inst.sec_type, 2.0) / 2e4)
+
+
+def bid_of(inst: Instrument, x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, float)
+    inc = _increment(inst, x)
+    return np.maximum(np.round(np.floor((x - _half_spread(inst, x)) / inc + 1e-9) * inc, 10), 0.0)
+
+
+def ask_of(inst: Instrument, x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, float)
+    inc = _increment(inst, x)
+    return np.round(np.maximum(np.ceil((x + _half_spread(inst, x)) / inc - 1e-9), 1.0) * inc, 10)
+
+
+def _as_series(inst: Instrument, raw: Units, series: str) -> Units:
+    """Turn mid-path units into the units of one series (rounded to the price grid)."""
+    if series == "TRADES":
+        r = _tick_rounder(inst)
+        return Units(raw.t, raw.dur, r(raw.o), r(raw.h), r(raw.l), r(raw.c), raw.v, raw.n, raw.pv,
+                     raw.sb, raw.sa, raw.d)
+    zero = np.zeros(len(raw))
+    if series == "BID_ASK":
+        bc, ac = bid_of(inst, raw.c), ask_of(inst, raw.c)
+        return Units(raw.t, raw.dur, bid_of(inst, raw.o), ask_of(inst, raw.h), bid_of(inst, raw.l), ac,
+                     zero, zero, zero, bc * raw.dur, ac * raw.dur, raw.d)
+    f = {"MIDPOINT": _tick_rounder(inst, 0.5), "BID": lambda x: bid_of(inst, x),
+         "ASK": lambda x: ask_of(inst, x)}[series]
+    return Units(raw.t, raw.dur, f(raw.o), f(raw.h), f(raw.l), f(raw.c), zero, zero, zero, zero, zero.copy(),
+                 raw.d)
+
+
+def _tape_units(gateway, root: Instrument, a: int, b: int, series: str) -> Units:
+    """Live seconds [a, b) of a root's tape as units of a series."""
+    market = gateway.market.get(root.con_id) if getattr(gateway, "market", None) else None
+    if market is None:
+        return Units.empty()
+    tape = market.tape
+    i0, i1 = max(a - tape.start_second, 0), min(b - tape.start_second, len(tape.close))
+    if i1 <= i0:
+        return Units.empty()
+    t = tape.start_second + np.arange(i0, i1, dtype=np.int64)
+    if series == "TRADES":
+        h, l = np.array(tape.high[i0:i1]), np.array(tape.low[i0:i1])
+        v = np.array(tape.volume[i0:i1], dtype=float)
+        return Units.make(t, 1, tape.open[i0:i1], h, l, tape.close[i0:i1], v,
+                          np.array(tape.count[i0:i1], dtype=float), (h + l) / 2.0 * v)
+    j0 = max(i0 - 1, 0)
+    bid, ask = np.array(tape.bid[j0:i1], float), np.array(tape.ask[j0:i1], float)
+    if i0 == 0:
+        bid, ask = np.concatenate((bid[:1], bid)), np.concatenate((ask[:1], ask))
+
+    def ohlc(q):
+        prev, cur = q[:-1], q[1:]
+        return prev, np.maximum(prev, cur), np.minimum(prev, cur), cur
+
+    if series == "BID_ASK":
+        bo, _, bl, bc = ohlc(bid)
+        _, ah, _, ac = ohlc(ask)
+        u = Units.make(t, 1, bo, ah, bl, ac)
+        u.sb, u.sa = bc.copy(), ac.copy()
+        return u
+    q = {"MIDPOINT": (bid + ask) / 2.0, "BID": bid, "ASK": ask}[series]
+    q = np.round(q, 10)
+    return Units.make(t, 1, *ohlc(q))
+
+
+def live_end(gateway) -> int:
+    """One past the latest second the live tape holds (the current second is included)."""
+    return int(math.floor(gateway.now())) + 1
+
+
+def series_units(gateway, inst: Instrument, series: str, a: int, b: int, res: int, use_rth: bool,
+                 labels: bool = False) -> Units:
+    """Units of `series` for seconds [a, b): the synthetic past before the start second, the live
+    tape after it; synthetic units only where the instrument trades (liquid hours with useRTH),
+    live ones everywhere (liquid hours with useRTH). Options carry their underlying's mid path
+    (mapped to option prices per bar by `finish_bars`) and their own volume."""
+    root = root_of(gateway, inst)
+    path = path_for(gateway, root)
+    cal = calendar(inst.hours_kind)
+    cal.cover(a, b)
+    under_series = "MIDPOINT" if inst.is_derived else series
+    parts = []
+    if min(b, path.s0) > a:
+        raw = path.raw_units(a, min(b, path.s0), res)
+        keep = cal.overlap(raw.t, raw.t + raw.dur.astype(np.int64), use_rth)
+        raw = raw.take(keep)
+        if inst.is_derived:
+            lots = raw.v / path.lot
+            raw = _as_series(root, raw, under_series)
+            raw.v, raw.n = _option_volume(inst, lots, raw.c)
+        else:
+            raw = _as_series(root, raw, under_series)
+        parts.append(raw)
+    if b > path.s0:
+        live = _tape_units(gateway, root, max(a, path.s0), b, under_series)
+        if use_rth and len(live):
+            live = live.take(cal.overlap(live.t, live.t + 1, True))
+        if inst.is_derived and len(live):
+            trades = _tape_units(gateway, root, max(a, path.s0), b, "TRADES")
+            if use_rth:
+                trades = trades.take(cal.overlap(trades.t, trades.t + 1, True))
+            live.v, live.n = _option_volume(inst, trades.v / path.lot, live.c)
+        parts.append(live)
+    units = Units.concat(parts)
+    if labels and len(units):
+        units.d = cal.labels(units.t, use_rth)
+    return units
+
+
+def _option_volume(inst: Instrument, under_lots: np.ndarray, spot: np.ndarray):
+    moneyness = np.log(inst.strike / np.maximum(spot, 1e-9))
+    v = np.floor(under_lots * OPTION_VOLUME_SHARE * np.exp(-0.5 * (moneyness / 0.1) ** 2))
+    return v, np.ceil(v / 3.0)
+
+
+def finish_bars(inst: Instrument, bars: Units, series: str) -> Units:
+    """Options: map underlying mid bars to option bars through the model (highs and lows from
+    the underlying's extremes, calls increasing and puts decreasing in spot). Others: as is."""
+    if not inst.is_derived or len(bars) == 0:
+        return bars
+    n = len(bars)
+    o, h, l, c = (np.empty(n) for _ in range(4))
+    for k in range(n):
+        t0 = float(bars.t[k])
+        t1 = t0 + float(bars.dur[k])
+        price = lambda s, t: options.model(inst, float(s), t)[1].price  # noqa: E731
+        o[k] = price(bars.o[k], t0)
+        c[k] = price(bars.c[k], t1)
+        up, down = price(bars.h[k], t1), price(bars.l[k], t1)
+        hi, lo = (up, down) if inst.right == "C" else (down, up)
+        h[k], l[k] = max(hi, o[k], c[k]), min(lo, o[k], c[k])
+    zero = np.zeros(n)
+    if series == "TRADES":
+        r = _tick_rounder(inst)
+        o, h, l, c = r(o), r(h), r(l), r(c)
+        return Units(bars.t, bars.dur, o, h, l, c, bars.v, bars.n, (o + h + l + c) / 4.0 * bars.v, zero, zero,
+                     bars.d)
+    if series == "BID_ASK":
+        return Units(bars.t, bars.dur, bid_of(inst, o), ask_of(inst, h), bid_of(inst, l), ask_of(inst, c),
+                     zero, zero, zero, bid_of(inst, o) * bars.dur, ask_of(inst, c) * bars.dur, bars.d)
+    f = {"MIDPOINT": _tick_rounder(inst, 0.5), "BID": lambda x: bid_of(inst, x),
+         "ASK": lambda x: ask_of(inst, x)}[series]
+    return Units(bars.t, bars.dur, f(o), f(h), f(l), f(c), zero, zero, zero, zero, zero.copy(), bars.d)
+
+
+def build_bars(gateway, inst: Instrument, series: str, a: int, b: int, use_rth: bool, bar: BarSize) -> Units:
+    """Bars of `series` over seconds [a, b), built chunk by chunk so a year of minutes never sits
+    in memory at once; partial bars at chunk edges merge (the reduction is associative)."""
+    res = 1 if bar.seconds < 60 else 60
+    chunk = 6 * 3600 if res == 1 else 32 * DAY
+    rows, ids = [], []
+    start = a
+    while start < b:
+        stop = min(b, (start // chunk + 1) * chunk)
+        u = series_units(gateway, inst, series, start, stop, res, use_rth, labels=bool(bar.calendar))
+        r, i = reduce(u, bar_ids(u, bar))
+        rows.append(r)
+        ids.append(i)
+        start = stop
+    if not rows:
+        return Units.empty()
+    bars, _ = reduce(Units.concat(rows), np.concatenate(ids) if ids else np.zeros(0, np.int64))
+    return finish_bars(inst, bars, series)
+
+
+# --------------------------------------------------------------------------- historical ticks
+
+
+@dataclass(slots=True)
+class TickSeconds:
+    """Per-second view for tick synthesis: trade OHLC/volume/count and the closing quote."""
+    t: np.ndarray
+    o: np.ndarray
+    h: np.ndarray
+    l: np.ndarray
+    c: np.ndarray
+    v: np.ndarray
+    n: np.ndarray
+    bid: np.ndarray
+    ask: np.ndarray
+
+
+def tick_seconds(gateway, inst: Instrument, a: int, b: int, use_rth: bool) -> TickSeconds:
+    """Seconds [a, b) where the instrument trades (liquid with useRth), synthetic or live."""
+    trades = series_units(gateway, inst, "TRADES", a, b, 1, use_rth)
+    if inst.is_derived:
+        trades = finish_bars(inst, trades, "TRADES")
+        mids = finish_bars(inst, series_units(gateway, inst, "MIDPOINT", a, b, 1, use_rth), "MIDPOINT")
+        bid, ask = bid_of(inst, mids.c), ask_of(inst, mids.c)
+    else:
+        quotes = series_units(gateway, inst, "BID_ASK", a, b, 1, use_rth)
+        bid, ask = quotes.sb / np.maximum(quotes.dur, 1), quotes.sa / np.maximum(quotes.dur, 1)
+    return TickSeconds(trades.t, trades.o, trades.h, trades.l, trades.c, trades.v, trades.n, bid, ask)
+
+
+def trade_ticks(inst: Instrument, s: TickSeconds) -> list[tuple]:
+    """(time, price, size, exchange) for every print: up to four per active second, at its
+    open, extremes and close, sizes splitting the second's volume in lots."""
+    lot = LOT.get(inst.sec_type, 1)
+    makers = MAKERS.get(inst.sec_type, MAKERS["STK"])
+    out = []
+    for k in np.flatnonzero(s.v > 0):
+        o, h, l, c = s.o[k], s.h[k], s.l[k], s.c[k]
+        count = int(min(max(s.n[k], 1), 4))
+        if count == 1:
+            prices = [c]
+        elif count == 2:
+            prices = [o, c]
+        elif count == 3:
+            prices = [o, h if h - max(o, c) >= min(o, c) - l else l, c]
+        else:
+            prices = [o, h, l, c] if c < o else [o, l, h, c]
+        lots = int(round(s.v[k] / lot))
+        count = min(count, max(lots, 1))
+        prices = prices[:count - 1] + [c] if count < len(prices) else prices
+        sizes = [lots // count + (1 if i < lots % count else 0) for i in range(count)]
+        t = int(s.t[k])
+        for i, (p, size) in enumerate(zip(prices, sizes)):
+            out.append((t, float(p), float(size * lot), makers[(t + i) % len(makers)]))
+    return out
+
+
+def quote_ticks(inst: Instrument, s: TickSeconds, prev: tuple[float, float] | None) -> list[tuple]:
+    """(time, bid, ask, bidSize, askSize) at every second the quote changed."""
+    lot = LOT.get(inst.sec_type, 1)
+    out = []
+    for k in range(len(s.t)):
+        quote = (float(s.bid[k]), float(s.ask[k]))
+        if quote != prev:
+            t = int(s.t[k])
+            out.append((t, quote[0], quote[1], float(lot * (1 + (t * 7919) % 9)),
+                        float(lot * (1 + (t * 104729) % 11))))
+            prev = quote
+    return out
