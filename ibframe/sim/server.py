@@ -284,11 +284,22 @@ class SimGateway:
                             if rate.violations >= 3:
                                 log.warning("%s kept exceeding %d msg/s; disconnecting as TWS does", session,
                                             self.config.max_messages_per_second)
+                                await self._close_gracefully(session, reader)
                                 return
                             continue
                 if not self._dispatch(session, payload):
                     return
             await session.writer.drain()
+
+    async def _close_gracefully(self, session: Session, reader: asyncio.StreamReader) -> None:
+        """Flush what we said, then drain the client's input briefly: closing with unread input would
+        reset the connection and could destroy our last message (error 100) before the client reads it."""
+        try:
+            await session.writer.drain()
+            session.writer.write_eof()
+            await asyncio.wait_for(reader.read(-1), 1.0)
+        except (asyncio.TimeoutError, ConnectionError, OSError):
+            pass
 
     def _dispatch(self, session: Session, payload: bytes) -> bool:
         """Handle one request; False when the connection must close."""
