@@ -5,6 +5,11 @@ gateway's start second, the series the historical requests show (TRADES, MIDPOIN
 BID_ASK) as per-second or per-minute `Units` (synthetic before the start, the live tape after),
 option series derived from their underlying through `options.model`, bars built from those
 units, historical ticks, the session statistics the market starts from, and head time stamps.
+Units are seconds (bars under 1 min), minutes (intraday bars) or hours (day/week/month bars;
+each hour folded from its minutes, so highs and lows are the minute extremes). Synthetic units
+exist only where the instrument trades (liquid hours with useRTH); live seconds are kept
+whenever the simulator ran (liquid hours only with useRTH), so history always ends at the live
+price.
 
 The model. Log prices form a Brownian path in "business time": a second counts 1 when the
 instrument is liquid, EXT_VARIANCE in extended hours, 0 when closed, and each trading-session
@@ -25,13 +30,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import threading
 import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import hours, options
-from .bars import DAY, EPOCH_ORDINAL, BarSize, Units, bar_ids, reduce
+from .bars import DAY, EPOCH_ORDINAL, BarSize, Units, bar_ids, local_seconds, reduce
 from .market import LOT, MAKERS, TRADE_RATE
 from .universe import MARKET_RULES, Instrument
 
@@ -61,42 +67,66 @@ class _Sessions:
     pre: np.ndarray         # seconds of all earlier sessions in the table
     label: np.ndarray       # date ordinal of each session's label (the day it closes on)
 
-    def cum(self, t: np.ndarray) -> np.ndarray:
-        """Open seconds before each t (relative to the table's first session)."""
-        i, part = self._locate(t)
-        return np.where(i > 0, self.pre[np.maximum(i - 1, 0)] + part, 0.0)
-
-    def _locate(self, t):
+    def locate(self, t):
+        """(sessions opened at or before t, index of the latest, seconds of it before t)."""
         if len(self.o) == 0:
-            return np.zeros(np.shape(t), np.int64), np.zeros(np.shape(t))
+            zero = np.zeros(np.shape(t), np.int64)
+            return zero, zero, np.zeros(np.shape(t))
         i = np.searchsorted(self.o, t, side="right")
         j = np.maximum(i - 1, 0)
-        return i, np.clip(t - self.o[j], 0.0, self.c[j] - self.o[j])
+        return i, j, np.clip(t - self.o[j], 0.0, self.c[j] - self.o[j])
+
+    def cum(self, t) -> np.ndarray:
+        """Open seconds before each t (relative to the table's first session)."""
+        i, j, part = self.locate(t)
+        return np.where(i > 0, self.pre[j] + part, 0.0) if len(self.o) else part
+
+
+@dataclass(slots=True)
+class Intervals:
+    """Per-interval amounts between consecutive edges (edges on whole seconds)."""
+    variance: np.ndarray    # business time, incl. the gap mass of a trading open at the interval's end
+    diffusion: np.ndarray   # business time without gaps
+    volume: np.ndarray      # expected activity in liquid-average seconds
+    trading: np.ndarray     # interval overlaps trading hours
+    liquid: np.ndarray      # interval overlaps liquid hours
 
 
 class Calendar:
-    """One session kind's trading and liquid sessions as arrays, widened on demand, and the
-    cumulative business-time, volume and open-seconds measures built on them."""
+    """One session kind's trading and liquid sessions as arrays, widened on demand (atomically:
+    gateways on other threads share it), and the per-interval measures built on them. Session
+    seconds are whole numbers, so differences of the cumulative counts are exact and the
+    measures do not depend on how wide the table happens to be."""
 
     def __init__(self, kind: str):
         self.kind = kind
-        self.lo = math.inf
-        self.hi = -math.inf
-        self.liquid = self.trading = None
+        self._state: tuple[float, float, _Sessions | None, _Sessions | None] = (math.inf, -math.inf, None, None)
+        self._lock = threading.Lock()
         self.shape = U_SHAPE.get(kind, DEFAULT_U_SHAPE)
         self.gap = float(GAP_SECONDS[kind])
 
+    @property
+    def liquid(self) -> _Sessions:
+        return self._state[2]
+
+    @property
+    def trading(self) -> _Sessions:
+        return self._state[3]
+
     def cover(self, t0: float, t1: float) -> None:
-        if self.lo <= t0 and t1 <= self.hi:
+        lo, hi = self._state[:2]
+        if lo <= t0 and t1 <= hi:
             return
-        lo = min(self.lo, t0 - 40 * DAY)
-        hi = max(self.hi, t1 + 40 * DAY)
-        d0 = dt.datetime.fromtimestamp(max(lo, 0), dt.timezone.utc).date()
-        d1 = dt.datetime.fromtimestamp(hi, dt.timezone.utc).date()
-        self.liquid = self._load(d0, d1, True)
-        self.trading = self._load(d0, d1, False)
-        self.lo = _midnight(d0) + 2 * DAY
-        self.hi = _midnight(d1) - DAY
+        with self._lock:
+            lo, hi = self._state[:2]
+            if lo <= t0 and t1 <= hi:
+                return
+            lo = min(lo, t0 - 40 * DAY)
+            hi = max(hi, t1 + 40 * DAY)
+            d0 = dt.datetime.fromtimestamp(max(lo, 0), dt.timezone.utc).date()
+            d1 = dt.datetime.fromtimestamp(hi, dt.timezone.utc).date()
+            self._state = (_midnight(d0) + 2 * DAY, _midnight(d1) - DAY, self._load(d0, d1, True),
+                           self._load(d0, d1, False))
 
     def _load(self, d0: dt.date, d1: dt.date, liquid: bool) -> _Sessions:
         pairs = hours.sessions(self.kind, d0, d1, liquid)
@@ -109,30 +139,30 @@ class Calendar:
     def sessions(self, liquid: bool) -> _Sessions:
         return self.liquid if liquid else self.trading
 
-    # --- measures (callers cover() first, then difference values from one cover) -----------
-    def diffusion(self, t: np.ndarray) -> np.ndarray:
-        liquid = self.liquid.cum(t)
-        return liquid + EXT_VARIANCE * (self.trading.cum(t) - liquid)
-
-    def variance(self, t: np.ndarray) -> np.ndarray:
-        """Business time; an open's gap mass belongs to intervals (a, b] containing the open."""
-        opens = np.searchsorted(self.trading.o, t, side="right") if len(self.trading.o) else 0
-        return self.diffusion(t) + self.gap * opens
-
-    def volume(self, t: np.ndarray) -> np.ndarray:
-        """Expected activity in liquid-average seconds: U-shaped over liquid sessions."""
-        s = self.liquid
-        i, part = s._locate(t)
-        if len(s.o):
-            j = np.maximum(i - 1, 0)
-            span = s.c[j] - s.o[j]
-            x = np.divide(part, span, out=np.zeros_like(part), where=span > 0)
+    def intervals(self, edges: np.ndarray) -> Intervals:
+        _, _, liq, trd = self._state
+        i, j, part = liq.locate(edges)
+        if len(liq.o):
+            started = i > 0
+            whole = np.where(started, liq.pre[j], 0.0)
+            part = np.where(started, part, 0.0)
+            d_liquid = np.diff(whole) + np.diff(part)          # exact: whole seconds
             a, b = self.shape
-            shaped = span * (a * x + b * ((2 * x - 1) ** 3 + 1) / 6)
-            liquid_u = np.where(i > 0, s.pre[j] + shaped, 0.0)
+            if b:
+                span = liq.c[j] - liq.o[j]
+                x = np.divide(part, span, out=np.zeros_like(part), where=span > 0)
+                part = span * (a * x + b * ((2 * x - 1) ** 3 + 1) / 6)
+            else:
+                part = a * part
+            d_shaped = np.diff(whole) + np.diff(part)
         else:
-            liquid_u = np.zeros(np.shape(t))
-        return liquid_u + EXT_VOLUME * (self.trading.cum(t) - s.cum(t))
+            d_liquid = d_shaped = np.zeros(len(edges) - 1)
+        d_trading = np.diff(trd.cum(edges))
+        opens = np.diff(np.searchsorted(trd.o, edges, side="right")) if len(trd.o) else 0
+        extended = d_trading - d_liquid
+        diffusion = np.maximum(d_liquid + EXT_VARIANCE * extended, 0.0)
+        return Intervals(diffusion + self.gap * opens, diffusion, np.maximum(d_shaped + EXT_VOLUME * extended, 0.0),
+                         d_trading > 0, d_liquid > 0)
 
     def overlap(self, t0: np.ndarray, t1: np.ndarray, liquid: bool) -> np.ndarray:
         """True where [t0, t1) overlaps a session."""
@@ -143,11 +173,13 @@ class Calendar:
         """Session label (date ordinal) of each time; New York date when outside every session."""
         s = self.sessions(liquid)
         t = np.asarray(t, dtype=np.float64)
-        out = _ny_date_ordinal(t)
-        if len(s.o):
-            i = np.searchsorted(s.o, t, side="right") - 1
-            inside = (i >= 0) & (t < s.c[np.maximum(i, 0)])
-            out = np.where(inside, s.label[np.maximum(i, 0)], out)
+        i = np.searchsorted(s.o, t, side="right") - 1 if len(s.o) else np.full(t.shape, -1)
+        inside = (i >= 0) & (t < s.c[np.maximum(i, 0)]) if len(s.o) else np.zeros(t.shape, bool)
+        out = np.zeros(t.shape, np.int64)
+        if inside.any():
+            out[inside] = s.label[i[inside]]
+        if not inside.all():
+            out[~inside] = _ny_date_ordinal(t[~inside])
         return out
 
 
@@ -166,7 +198,6 @@ def _midnight(day: dt.date) -> float:
 
 
 def _ny_date_ordinal(t: np.ndarray) -> np.ndarray:
-    from .bars import local_seconds
     t = np.asarray(t, dtype=np.float64)
     if t.size == 0:
         return np.zeros(0, np.int64)
@@ -180,19 +211,19 @@ def _ny_date_ordinal(t: np.ndarray) -> np.ndarray:
 
 
 @dataclass(slots=True)
-class _MinuteBlock:
-    pts: np.ndarray         # (hours, 61) log-path at each minute boundary
-    hi: np.ndarray          # (hours, 60) minute maxima
+class _Block:
+    """A stretch of the path at one resolution: rows of `cols` units, one row per parent."""
+    t0: int                 # start second of the first unit
+    step: int               # unit length in seconds (60 or 1)
+    pts: np.ndarray         # (rows, cols + 1) log-path at unit boundaries
+    hi: np.ndarray          # (rows, cols) unit maxima
     lo: np.ndarray
-    lots: np.ndarray        # (hours, 60) traded lots
+    lots: np.ndarray        # (rows, cols) traded lots
+    trading: np.ndarray     # (rows, cols) unit inside trading hours
+    liquid: np.ndarray      # (rows, cols) unit inside liquid hours
 
 
-@dataclass(slots=True)
-class _SecondBlock:
-    pts: np.ndarray         # (3601,)
-    hi: np.ndarray          # (3600,)
-    lo: np.ndarray
-    lots: np.ndarray
+MASKS = ("trading", "liquid", "all")
 
 
 class PricePath:
@@ -214,9 +245,9 @@ class PricePath:
         self._r = np.zeros(0)
         self._b = np.zeros(1)               # path at hour boundaries [_h_lo, h0 + 1]
         self._draws: dict[int, tuple] = {}
-        self._second_blocks: dict[int, _SecondBlock] = {}
+        self._second_blocks: dict[int, _Block] = {}
         self.x0 = 0.0
-        self.x0 = float(self._second_block(self.h0).pts[self.s0 - self.h0 * 3600])
+        self.x0 = self._second_point(self.s0)
 
     def _rng(self, key: int, level: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.inst.con_id, int(key), level])
@@ -230,7 +261,7 @@ class PricePath:
         z = np.concatenate([self._rng(d, 0).standard_normal(24) for d in range(d_first, d_last + 1)])
         edges = np.arange(d_first * 24, (d_last + 1) * 24 + 1, dtype=np.float64) * 3600.0
         self.cal.cover(edges[0], edges[-1])
-        w = _gaps(self.cal.variance(edges))
+        w = self.cal.intervals(edges).variance
         r = np.sqrt(self.unit_var * w) * z - 0.5 * self.unit_var * w
         self._r = np.concatenate([r[: old_lo - d_first * 24], self._r])
         self._h_lo = d_first * 24
@@ -254,14 +285,13 @@ class PricePath:
             self._draws[day] = got
         return got
 
-    def _minute_block(self, ha: int, hb: int) -> _MinuteBlock:
+    def _minute_block(self, ha: int, hb: int) -> _Block:
         nh = hb - ha
         bounds = self._boundary(ha, hb)
         edges = ha * 3600.0 + 60.0 * np.arange(nh * 60 + 1)
         self.cal.cover(edges[0], edges[-1])
-        w = _gaps(self.cal.variance(edges)).reshape(nh, 60)
-        wd = _gaps(self.cal.diffusion(edges)).reshape(nh, 60)
-        act = _gaps(self.cal.volume(edges)).reshape(nh, 60)
+        m = self.cal.intervals(edges)
+        w, wd, act = (x.reshape(nh, 60) for x in (m.variance, m.diffusion, m.volume))
         d0 = ha // 24
         draws = [self._day_draws(d) for d in range(d0, (hb - 1) // 24 + 1)]
         rows = slice(ha - d0 * 24, hb - d0 * 24)
@@ -271,18 +301,18 @@ class PricePath:
         pts = _bridge(bounds, w, z, self.unit_var)
         hi, lo = _extremes(pts[:, :-1], pts[:, 1:], self.unit_var * wd, u)
         lots = np.rint(self.lots_per_second * act * np.exp(0.5 * zv - 0.125))
-        return _MinuteBlock(pts, hi, lo, lots)
+        return _Block(ha * 3600, 60, pts, hi, lo, lots, m.trading.reshape(nh, 60), m.liquid.reshape(nh, 60))
 
     # --- seconds -----------------------------------------------------------------------------
-    def _second_block(self, hour: int) -> _SecondBlock:
+    def _second_block(self, hour: int) -> _Block:
         got = self._second_blocks.get(hour)
         if got is not None:
             return got
         mb = self._minute_block(hour, hour + 1)
         edges = hour * 3600.0 + np.arange(3601, dtype=np.float64)
-        w = _gaps(self.cal.variance(edges)).reshape(60, 60)
-        wd = _gaps(self.cal.diffusion(edges)).reshape(60, 60)
-        trading = (np.diff(self.cal.trading.cum(edges)) > 0).reshape(60, 60)
+        m = self.cal.intervals(edges)
+        w, wd = m.variance.reshape(60, 60), m.diffusion.reshape(60, 60)
+        trading = m.trading.reshape(60, 60)
         g = self._rng(hour, 3)
         z = g.standard_normal((60, 60))
         u = 1.0 - g.random((2, 60, 60))
@@ -290,48 +320,74 @@ class PricePath:
         pts = _bridge(mb.pts[0], w, z, self.unit_var)
         hi, lo = _extremes(pts[:, :-1], pts[:, 1:], self.unit_var * wd, u)
         lots = _split(mb.lots[0], np.where(trading, e, 0.0))
-        block = _SecondBlock(np.concatenate(([pts[0, 0]], pts[:, 1:].ravel())), hi.ravel(), lo.ravel(),
-                             lots.ravel())
+        block = _Block(hour * 3600, 1, pts, hi, lo, lots, trading, m.liquid.reshape(60, 60))
         if len(self._second_blocks) >= 16:
             self._second_blocks.pop(next(iter(self._second_blocks)))
         self._second_blocks[hour] = block
         return block
 
+    def _second_point(self, t: int) -> float:
+        """The log-path at second boundary t (t inside an hour's second block)."""
+        hour = t // 3600
+        k = t - hour * 3600
+        block = self._second_block(hour)
+        return float(block.pts[k // 60, k % 60])
+
     # --- units -------------------------------------------------------------------------------
-    def raw_units(self, t0: int, t1: int, res: int) -> Units:
-        """The mid path for [t0, t1) (t1 <= start second) as units of `res` seconds (1 or 60);
-        unaligned edges are filled with seconds. Prices, volume in shares, pv = mid x volume."""
-        t1 = min(int(t1), self.s0)
-        t0 = int(t0)
+    def raw_units(self, t0: int, t1: int, res: int, mask: str = "trading", cal: Calendar | None = None) -> Units:
+        """The mid path for [t0, t1) (t1 <= start second) as units of `res` seconds (1, 60 or
+        3600; unaligned edges in finer units), keeping only units inside trading or liquid hours
+        ("all" keeps every unit) of `cal` (default: the instrument's own calendar). Prices,
+        volume in shares, pv = mid x volume."""
+        t0, t1 = int(t0), min(int(t1), self.s0)
         if t1 <= t0:
             return Units.empty()
-        if res == 60:
-            body0, body1 = -(-t0 // 60) * 60, (t1 // 60) * 60
-            if body1 > body0:
-                return Units.concat([self._seconds(t0, body0), self._minutes(body0, body1),
-                                     self._seconds(body1, t1)])
-        return self._seconds(t0, t1)
+        if res == 1:
+            return self._from_blocks(t0, t1, 1, mask, cal)
+        finer = 1 if res == 60 else 60
+        body0, body1 = -(-t0 // res) * res, (t1 // res) * res
+        if body1 <= body0:
+            return self.raw_units(t0, t1, finer, mask, cal)
+        return Units.concat([self.raw_units(t0, body0, finer, mask, cal),
+                             self._from_blocks(body0, body1, res, mask, cal),
+                             self.raw_units(body1, t1, finer, mask, cal)])
 
-    def _minutes(self, t0: int, t1: int) -> Units:
+    def _from_blocks(self, t0: int, t1: int, res: int, mask: str, cal: Calendar | None) -> Units:
+        if res == 1:
+            parts = [self._block_units(self._second_block(h), t0, t1, 1, mask, cal)
+                     for h in range(t0 // 3600, (t1 - 1) // 3600 + 1)]
+            return Units.concat(parts)
         ha, hb = t0 // 3600, -(-t1 // 3600)
-        mb = self._minute_block(ha, hb)
-        i0, i1 = (t0 - ha * 3600) // 60, (t1 - ha * 3600) // 60
-        sl = slice(i0, i1)
-        t = ha * 3600 + 60 * np.arange(i0, i1, dtype=np.int64)
-        return self._units(t, 60, mb.pts[:, :-1].ravel()[sl], mb.hi.ravel()[sl], mb.lo.ravel()[sl],
-                           mb.pts[:, 1:].ravel()[sl], mb.lots.ravel()[sl])
+        return self._block_units(self._minute_block(ha, hb), t0, t1, res, mask, cal)
 
-    def _seconds(self, t0: int, t1: int) -> Units:
-        if t1 <= t0:
-            return Units.empty()
-        parts = []
-        for hour in range(t0 // 3600, (t1 - 1) // 3600 + 1):
-            sb = self._second_block(hour)
-            i0, i1 = max(t0 - hour * 3600, 0), min(t1 - hour * 3600, 3600)
-            t = hour * 3600 + np.arange(i0, i1, dtype=np.int64)
-            parts.append(self._units(t, 1, sb.pts[i0:i1], sb.hi[i0:i1], sb.lo[i0:i1], sb.pts[i0 + 1:i1 + 1],
-                                     sb.lots[i0:i1]))
-        return Units.concat(parts)
+    def _block_units(self, block: _Block, t0: int, t1: int, res: int, mask: str, cal: Calendar | None) -> Units:
+        rows, cols = block.hi.shape
+        starts = block.t0 + block.step * np.arange(rows * cols, dtype=np.int64)
+        keep = (starts >= t0) & (starts < t1)
+        if mask != "all":
+            if cal is None or cal is self.cal:
+                keep &= (block.liquid if mask == "liquid" else block.trading).ravel()
+            else:
+                cal.cover(starts[0], starts[-1] + block.step)
+                keep &= cal.overlap(starts, starts + block.step, mask == "liquid")
+        keep = keep.reshape(rows, cols)
+        if res == 3600:                     # one unit per hour from its kept minutes
+            any_kept = keep.any(axis=1)
+            first = np.argmax(keep, axis=1)
+            last = cols - 1 - np.argmax(keep[:, ::-1], axis=1)
+            r = np.arange(rows)
+            o, c = block.pts[r, first], block.pts[r, last + 1]
+            h = np.where(keep, block.hi, -np.inf).max(axis=1)
+            l = np.where(keep, block.lo, np.inf).min(axis=1)
+            lots = np.where(keep, block.lots, 0.0).sum(axis=1)
+            t = block.t0 + 3600 * r + block.step * first
+            dur = block.step * keep.sum(axis=1)
+            sel = any_kept
+            return self._units(t[sel], dur[sel], o[sel], h[sel], l[sel], c[sel], lots[sel])
+        flat = np.flatnonzero(keep.ravel())
+        r, k = flat // cols, flat % cols
+        return self._units(starts[flat], block.step, block.pts[r, k], block.hi[r, k], block.lo[r, k],
+                           block.pts[r, k + 1], block.lots[r, k])
 
     def _units(self, t, dur, o, h, l, c, lots) -> Units:
         shift = self.log_p0 - self.x0
@@ -340,10 +396,10 @@ class PricePath:
         return Units.make(t, dur, o, h, l, c, v, np.ceil(lots / 2.0), (o + c) / 2.0 * v)
 
     def price_at(self, t: int) -> float:
-        """Mid price at second t (<= start second)."""
+        """Mid price at second t (the start price from the start second on)."""
         if t >= self.s0:
             return float(self.inst.price)
-        return float(self._seconds(t - 1, t).c[0])
+        return float(math.exp(self._second_point(t) + self.log_p0 - self.x0))
 
     # --- the market's starting statistics ---------------------------------------------------------
     def session_stats(self) -> dict | None:
@@ -355,9 +411,9 @@ class PricePath:
             return None
         start, end = int(trading.o[i]), min(s0, int(trading.c[i]))
         units = self.raw_units(start, end, 60)
-        last = float(inst.round_price(inst.price))
         if len(units) == 0:
             return None
+        last = float(inst.round_price(inst.price))
         liquid = self.cal.liquid
         opened = liquid.o[(liquid.o >= start) & (liquid.o < end)]
         first = int(np.searchsorted(units.t, opened[0])) if len(opened) else 0
@@ -371,11 +427,6 @@ class PricePath:
             "last": last,
             "volume": float(units.v.sum()),
         }
-
-
-def _gaps(cumulative: np.ndarray) -> np.ndarray:
-    """Per-interval amounts of a cumulative measure (never negative through rounding)."""
-    return np.maximum(np.diff(cumulative), 0.0)
 
 
 def _bridge(bounds: np.ndarray, w: np.ndarray, z: np.ndarray, unit_var: float) -> np.ndarray:
@@ -417,8 +468,13 @@ def _split(totals: np.ndarray, weights: np.ndarray) -> np.ndarray:
 _PATHS: "weakref.WeakKeyDictionary[object, dict[int, PricePath]]" = weakref.WeakKeyDictionary()
 
 
+_PATHS_LOCK = threading.Lock()
+
+
 def path_for(gateway, inst: Instrument) -> PricePath:
-    paths = _PATHS.setdefault(gateway, {})
+    """The gateway's path of a root instrument (built on first use, then kept with the gateway)."""
+    with _PATHS_LOCK:
+        paths = _PATHS.setdefault(gateway, {})
     path = paths.get(inst.con_id)
     if path is None:
         path = paths[inst.con_id] = PricePath(inst, gateway.config.seed, gateway.start_time)
@@ -526,8 +582,9 @@ def _tape_units(gateway, root: Instrument, a: int, b: int, series: str) -> Units
                           np.array(tape.count[i0:i1], dtype=float), (h + l) / 2.0 * v)
     j0 = max(i0 - 1, 0)
     bid, ask = np.array(tape.bid[j0:i1], float), np.array(tape.ask[j0:i1], float)
-    if i0 == 0:
-        bid, ask = np.concatenate((bid[:1], bid)), np.concatenate((ask[:1], ask))
+    if i0 == 0:                         # the second before the tape: the book the market opened with
+        start = np.array([float(root.price)])
+        bid, ask = np.concatenate((bid_of(root, start), bid)), np.concatenate((ask_of(root, start), ask))
 
     def ohlc(q):
         prev, cur = q[:-1], q[1:]
@@ -562,13 +619,11 @@ def series_units(gateway, inst: Instrument, series: str, a: int, b: int, res: in
     under_series = "MIDPOINT" if inst.is_derived else series
     parts = []
     if min(b, path.s0) > a:
-        raw = path.raw_units(a, min(b, path.s0), res)
-        keep = cal.overlap(raw.t, raw.t + raw.dur.astype(np.int64), use_rth)
-        raw = raw.take(keep)
+        raw = path.raw_units(a, min(b, path.s0), res, "liquid" if use_rth else "trading", cal)
         if inst.is_derived:
             lots = raw.v / path.lot
             raw = _as_series(root, raw, under_series)
-            raw.v, raw.n = _option_volume(inst, lots, raw.c)
+            raw.v, raw.n = _option_volume(inst, lots, raw.c, raw.t)
         else:
             raw = _as_series(root, raw, under_series)
         parts.append(raw)
@@ -580,7 +635,7 @@ def series_units(gateway, inst: Instrument, series: str, a: int, b: int, res: in
             trades = _tape_units(gateway, root, max(a, path.s0), b, "TRADES")
             if use_rth:
                 trades = trades.take(cal.overlap(trades.t, trades.t + 1, True))
-            live.v, live.n = _option_volume(inst, trades.v / path.lot, live.c)
+            live.v, live.n = _option_volume(inst, trades.v / path.lot, live.c, live.t)
         parts.append(live)
     units = Units.concat(parts)
     if labels and len(units):
@@ -588,9 +643,12 @@ def series_units(gateway, inst: Instrument, series: str, a: int, b: int, res: in
     return units
 
 
-def _option_volume(inst: Instrument, under_lots: np.ndarray, spot: np.ndarray):
+def _option_volume(inst: Instrument, under_lots: np.ndarray, spot: np.ndarray, t: np.ndarray):
+    """Option contracts traded per unit: a share of the underlying's lots, largest at the money,
+    rounded with a deterministic dither so small units still print now and then."""
     moneyness = np.log(inst.strike / np.maximum(spot, 1e-9))
-    v = np.floor(under_lots * OPTION_VOLUME_SHARE * np.exp(-0.5 * (moneyness / 0.1) ** 2))
+    expected = under_lots * OPTION_VOLUME_SHARE * np.exp(-0.5 * (moneyness / 0.1) ** 2)
+    v = np.floor(expected + (np.asarray(t, np.float64) * 0.6180339887498949) % 1.0)
     return v, np.ceil(v / 3.0)
 
 
@@ -627,7 +685,7 @@ def finish_bars(inst: Instrument, bars: Units, series: str) -> Units:
 def build_bars(gateway, inst: Instrument, series: str, a: int, b: int, use_rth: bool, bar: BarSize) -> Units:
     """Bars of `series` over seconds [a, b), built chunk by chunk so a year of minutes never sits
     in memory at once; partial bars at chunk edges merge (the reduction is associative)."""
-    res = 1 if bar.seconds < 60 else 60
+    res = 1 if bar.seconds < 60 else 3600 if bar.calendar else 60
     chunk = 6 * 3600 if res == 1 else 32 * DAY
     rows, ids = [], []
     start = a
@@ -663,15 +721,22 @@ class TickSeconds:
 
 def tick_seconds(gateway, inst: Instrument, a: int, b: int, use_rth: bool) -> TickSeconds:
     """Seconds [a, b) where the instrument trades (liquid with useRth), synthetic or live."""
-    trades = series_units(gateway, inst, "TRADES", a, b, 1, use_rth)
     if inst.is_derived:
-        trades = finish_bars(inst, trades, "TRADES")
-        mids = finish_bars(inst, series_units(gateway, inst, "MIDPOINT", a, b, 1, use_rth), "MIDPOINT")
-        bid, ask = bid_of(inst, mids.c), ask_of(inst, mids.c)
-    else:
-        quotes = series_units(gateway, inst, "BID_ASK", a, b, 1, use_rth)
-        bid, ask = quotes.sb / np.maximum(quotes.dur, 1), quotes.sa / np.maximum(quotes.dur, 1)
+        return _option_tick_seconds(gateway, inst, a, b, use_rth)
+    trades = series_units(gateway, inst, "TRADES", a, b, 1, use_rth)
+    quotes = series_units(gateway, inst, "BID_ASK", a, b, 1, use_rth)
+    bid, ask = quotes.sb / np.maximum(quotes.dur, 1), quotes.sa / np.maximum(quotes.dur, 1)
     return TickSeconds(trades.t, trades.o, trades.h, trades.l, trades.c, trades.v, trades.n, bid, ask)
+
+
+def _option_tick_seconds(gateway, inst: Instrument, a: int, b: int, use_rth: bool) -> TickSeconds:
+    """Options: the model value at each second's closing underlying mid (one model call a second)."""
+    under = series_units(gateway, inst, "MIDPOINT", a, b, 1, use_rth)
+    value = np.array([options.model(inst, float(s), float(t) + 1.0)[1].price for s, t in zip(under.c, under.t)])
+    prev = np.concatenate((value[:1], value[:-1]))
+    r = _tick_rounder(inst)
+    return TickSeconds(under.t, r(prev), r(np.maximum(prev, value)), r(np.minimum(prev, value)), r(value),
+                       under.v, under.n, bid_of(inst, value), ask_of(inst, value))
 
 
 def trade_ticks(inst: Instrument, s: TickSeconds) -> list[tuple]:
