@@ -125,11 +125,10 @@ def test_request_errors_reach_the_request_and_do_not_stop_the_stream_of_others(e
     from ibapi.contract import Contract
     bad = Contract()
     bad.symbol, bad.secType, bad.exchange, bad.currency, bad.conId = "ZZZZ", "STK", "SMART", "USD", 1
-    errors = []
     req = engine.market_data(bad)
-    req.on_error = errors.append
-    wait_until(lambda: errors, what="error 200 routed to the request")
-    assert errors[0].code == 200 and errors[0].subject.startswith("market data")
+    wait_until(lambda: req.done, what="error 200 ends the request")
+    (err,) = [e for e in engine.router.errors if e.req_id == req.req_id]
+    assert err.code == 200 and err.subject == "market data ZZZZ" and "conId" in err.advice
     assert req.req_id not in engine.router.requests
     count = good.quote.updates
     wait_until(lambda: good.quote.updates > count, what="IBM quotes keep flowing")
