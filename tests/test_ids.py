@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from ibframe.ids import REQUEST_ID_BASE, OrderIdError, OrderIds, RequestIds
 
@@ -49,6 +49,7 @@ def test_order_ids_unique_across_threads(tmp_path):
     assert sorted(taken) == list(range(1, 1201))
 
 
+@settings(deadline=None)   # each example fsyncs the id file
 @given(first_seed=st.integers(1, 10_000), used=st.integers(0, 50), restart_seed=st.integers(1, 20_000))
 def test_restart_never_reissues_even_if_next_valid_id_goes_back(tmp_path_factory, first_seed, used, restart_seed):
     path = tmp_path_factory.mktemp("ids") / "order-ids.txt"
