@@ -60,6 +60,7 @@ class RunConfig:
     duration: float | None = None     # seconds; None = until Ctrl-C
     log_level: str = "INFO"
     state_dir: str = "var"
+    record: str | None = None         # write the session to this recording (ibframe.record)
 
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -113,7 +114,7 @@ class _Lines:
         return self.lines.get(())
 
 
-TOP_KEYS = {"strategy", "strategies", "gateway", "sim", "duration", "log_level", "state_dir"}
+TOP_KEYS = {"strategy", "strategies", "gateway", "sim", "duration", "log_level", "state_dir", "record"}
 STRATEGY_KEYS = {"class", "name", "params", "instruments"}
 GATEWAY_KEYS = {"host", "port", "client_id", "live"}
 SIM_KEYS = {"seed", "speed", "universe"}
@@ -169,6 +170,11 @@ def load_config(path: str | Path) -> RunConfig:
         fail(("log_level",), f"{level!r} is not one of DEBUG, INFO, WARNING, ERROR")
     cfg.log_level = level
     cfg.state_dir = str(raw.get("state_dir", "var"))
+    if raw.get("record") is not None:
+        if not isinstance(raw["record"], str) or not raw["record"].strip():
+            fail(("record",), f"must be the path of a recording file, e.g. var/session.jsonl.gz (JSON Lines; "
+                              f"gzip when it ends in .gz), got {raw['record']!r}")
+        cfg.record = raw["record"].strip()
     return cfg
 
 

@@ -116,6 +116,7 @@ class IBConnection(EClient):
         self.frames_received = 0
         self.bad_frames = 0
         self.on_disconnected = None          # set by the engine: called on the dispatch thread
+        self.recorder = None                 # an ibframe.record.Recorder taps every frame in and message out
 
     # --- connecting ---------------------------------------------------------------------------
     def open(self, host: str, port: int, client_id: int, timeout: float = 10.0) -> None:
@@ -170,6 +171,17 @@ class IBConnection(EClient):
         self.startApi()
         log.info("connected to %s as client %d, server version %d", where, client_id, self.serverVersion_)
 
+    # --- outgoing: tapped for the recorder before they leave ------------------------------------------
+    def sendMsg(self, msgId: int, msg: str):
+        if self.recorder is not None:
+            self.recorder.outbound(msgId, msg)
+        super().sendMsg(msgId, msg)
+
+    def sendMsgProtoBuf(self, msgId: int, msg: bytes):
+        if self.recorder is not None:
+            self.recorder.outbound_proto(msgId, msg)
+        super().sendMsgProtoBuf(msgId, msg)
+
     # --- reader thread: frames only -----------------------------------------------------------------
     def _read_loop(self, sock: socket.socket, buffer: bytearray) -> None:
         try:
@@ -177,6 +189,8 @@ class IBConnection(EClient):
                 frames, used = split_frames(buffer)
                 if used:
                     del buffer[:used]
+                    if self.recorder is not None:
+                        self.recorder.inbound(frames)
                     self.dispatcher.post(self._decode_batch, frames)
                 chunk = sock.recv(262144)
                 if not chunk:

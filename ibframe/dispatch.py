@@ -30,6 +30,40 @@ class Clock:
         return q.get(timeout=timeout)
 
 
+class VirtualClock(Clock):
+    """Replay's clock: time moves only when told to, never with the wall.
+
+    `now()` is the time of the event being replayed. With a `source` (ibframe.replay's feeder),
+    `wait()` asks it for the next thing to run — queued work, a recorded frame, or "let the due
+    timers fire" (queue.Empty after moving the clock to them) — so nothing waits on wall time
+    unless the replay is paced or waits for another thread. Without a source, queued work runs
+    first and an idle wait jumps straight to the next timer.
+    """
+
+    def __init__(self, start: float = 0.0, source=None):
+        self._now = float(start)
+        self.source = source
+
+    def now(self) -> float:
+        return self._now
+
+    def advance(self, to: float) -> None:
+        """Move forward to `to` (never backward)."""
+        if to > self._now:
+            self._now = to
+
+    def wait(self, q: "queue.Queue", timeout: float | None):
+        if self.source is not None:
+            return self.source.next(q, timeout)
+        try:
+            return q.get_nowait()
+        except queue.Empty:
+            if timeout is None:
+                return q.get()
+            self.advance(self._now + timeout)
+            raise
+
+
 @dataclass(order=True, slots=True)
 class _Timer:
     due: float

@@ -55,6 +55,24 @@ class Engine:
         self.router.portfolio = self.portfolio
         self._quotes: dict[int, Request] = {}       # conId -> market data request (one line per instrument)
 
+    @classmethod
+    def replaying(cls, make_connection, clock: Clock, dispatcher: Dispatcher, client_id: int = 1,
+                  order_ids: OrderIds | None = None) -> "Engine":
+        """An engine fed by a recording instead of a socket (ibframe.replay builds one).
+
+        Wired exactly like a live engine — same router, request ids, order manager, portfolio — but
+        with the replay's dispatcher and `make_connection(router, dispatcher)` as its connection.
+        Order ids live in memory only (`order_ids`, default unpersisted): a replay never reads or
+        writes a live session's id file.
+        """
+        engine = cls("replay", 0, client_id, state_dir="/nonexistent-ibframe-replay", clock=clock)
+        engine.dispatcher = dispatcher
+        engine.conn = make_connection(engine.router, dispatcher)
+        engine.order_ids = order_ids or OrderIds()
+        engine.router.next_valid_id_hooks = [engine.order_ids.seed]
+        engine.orders.client, engine.orders.order_ids = engine.conn, engine.order_ids
+        return engine
+
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self, timeout: float = 15.0) -> "Engine":
         """Connect and wait until TWS sent nextValidId and managedAccounts."""

@@ -19,6 +19,7 @@ from .config import ConfigError, GatewayConfig, RunConfig, check_live_port, load
 from .connection import ConnectError
 from .contracts import ContractError, label
 from .engine import Engine
+from .record import Recorder
 from .strategy import Strategy
 
 log = logging.getLogger("ibframe.run")
@@ -34,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", help="stop after this long, e.g. 60s, 5m (default: the config's, else Ctrl-C)")
     p.add_argument("--gateway", help="'sim' (embedded simulator) or HOST:PORT of TWS / IB Gateway")
     p.add_argument("--client-id", type=int, help="TWS API client id (default: the config's, else 1)")
+    p.add_argument("--record", metavar="PATH", help="record the session to PATH (JSON Lines, gzip when it ends "
+                                                    "in .gz) for python -m ibframe.replay")
     return p
 
 
@@ -57,6 +60,7 @@ class Runner:
         self.engine: Engine | None = None
         self.strategies: list[Strategy] = []
         self.stop_requested = threading.Event()
+        self.recorder: Recorder | None = None
 
     def start_gateway(self) -> GatewayConfig:
         gw = self.cfg.gateway
@@ -75,7 +79,10 @@ class Runner:
     def start(self) -> None:
         classes = [load_strategy_class(s.class_path) for s in self.cfg.strategies]
         gw = self.start_gateway()
-        self.engine = Engine(gw.host, gw.port, gw.client_id, state_dir=self.cfg.state_dir)
+        self.engine = self.make_engine(gw)
+        if self.cfg.record:
+            self.recorder = Recorder(self.cfg.record).attach(self.engine.conn)
+            log.info("recording the session to %s", self.cfg.record)
         try:
             self.engine.start()
         except ConnectError as exc:
@@ -96,6 +103,20 @@ class Runner:
             except Exception as exc:
                 raise RunError(f"strategy {strategy.name} failed in on_start: {type(exc).__name__}: {exc}") from None
             log.info("strategy %s started on %s", strategy.name, ", ".join(strategy.instruments))
+        self.mark("started")
+
+    def make_engine(self, gw: GatewayConfig) -> Engine:
+        """The engine for this run (ibframe.replay builds one fed by a recording instead)."""
+        return Engine(gw.host, gw.port, gw.client_id, state_dir=self.cfg.state_dir)
+
+    def mark(self, name: str) -> None:
+        """Name a point of the run in the recording, if one is being made."""
+        if self.recorder is not None:
+            self.recorder.mark(name)
+
+    def settle(self) -> None:
+        """Let the last fills and statuses arrive after the strategies stopped."""
+        time.sleep(0.2)
 
     def wait(self, duration: float | None) -> None:
         deadline = None if duration is None else time.monotonic() + duration
@@ -110,14 +131,18 @@ class Runner:
 
     def stop(self) -> None:
         if self.engine is not None:
+            self.mark("stop")
             for strategy in self.strategies:
                 try:
                     self.engine.on_dispatch(strategy._stop)
                 except Exception:
                     log.exception("stopping %s failed", strategy.name)
-            time.sleep(0.2)                      # let the last fills and statuses arrive
+            self.settle()
             self.print_summary()
             self.engine.stop()
+        if self.recorder is not None:
+            self.recorder.close()
+            log.info("recording written to %s", self.recorder.path)
         if self.sim is not None:
             self.sim.stop()
 
@@ -172,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
             cfg.gateway = GatewayConfig(client_id=cfg.gateway.client_id)
         if args.client_id is not None:
             cfg.gateway.client_id = args.client_id
+        if args.record:
+            cfg.record = args.record
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
