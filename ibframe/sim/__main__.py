@@ -5,8 +5,11 @@ import argparse
 import asyncio
 import datetime as dt
 import logging
+import signal
 import sys
 
+from .faults import ScenarioError
+from .persistence import StateError
 from .server import SIM_MAX_VERSION, SIM_MIN_VERSION, SimConfig, SimGateway
 from .universe import UniverseError
 
@@ -42,8 +45,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"highest server version to negotiate ({SIM_MIN_VERSION}..{SIM_MAX_VERSION}); "
                         f"lower it to act like an older TWS build")
     p.add_argument("--no-pacing", action="store_true", help="switch off every pacing rule")
+    p.add_argument("--state", metavar="FILE",
+                   help="keep orders, executions, positions, cash and order ids in FILE across restarts "
+                        "(loaded at startup when it exists, saved after every change and at shutdown)")
+    p.add_argument("--faults", metavar="SCENARIO",
+                   help="a YAML fault scenario: a list of {at: \"30s\", fault: <name>, ...params} run on the "
+                        "simulated clock (faults: drop_client, connectivity_lost, connectivity_restored, "
+                        "reject_next_orders, delay_messages, pacing_violation, restart)")
     p.add_argument("--log-level", default="INFO")
     return p
+
+
+async def _serve(gateway: SimGateway) -> None:
+    """Serve until Ctrl-C or SIGTERM; both end through serve()'s shutdown (which saves the --state file)."""
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, gateway.stop)
+    except (NotImplementedError, RuntimeError):     # not on this platform / not the main thread
+        pass
+    await gateway.serve()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,16 +73,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config = SimConfig(host=args.host, port=args.port, seed=args.seed, universe=args.universe,
                        start_time=args.start, speed=args.speed, step_seconds=args.step,
-                       max_server_version=args.max_version)
+                       max_server_version=args.max_version, state_file=args.state, faults_file=args.faults)
     if args.no_pacing:
         config.pace_messages = config.pace_historical = config.pace_tick_by_tick = False
     try:
         gateway = SimGateway(config)
-    except UniverseError as exc:
+    except (UniverseError, StateError, ScenarioError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(gateway.serve())
+        asyncio.run(_serve(gateway))
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror}. "
               f"Is TWS or another simulator already using it? Try --port.", file=sys.stderr)

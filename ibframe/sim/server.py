@@ -2,7 +2,9 @@
 
 Owns: the listening socket, each connection's lifetime (handshake → START_API → requests →
 cleanup), the clientId registry, the per-client message-rate limit and the market clock that
-steps the simulated market and fans its events out to subscribers.
+steps the simulated market and fans its events out to subscribers. It gives the fault injector
+(`faults.py`: `gateway.faults`) its hooks (every connection's writer, requests before dispatch, each
+market step, a restart of the listening socket) and saves the `--state` file (`persistence.py`).
 
 Why asyncio: one event loop serialises every client request and every market step, so the
 simulator needs no locks and its output is a deterministic function of (seed, requests).
@@ -23,11 +25,13 @@ from zoneinfo import ZoneInfo
 
 from ibapi.message import IN, OUT
 
-from . import handlers
+from . import handlers, persistence
 from .account import Ledger
 from .broker import Broker
+from .faults import Faults, load_scenario
 from .market import Market, StepEvents
 from .pacing import MessageRate
+from .persistence import StateFile
 from .session import Session
 from .universe import Universe, load_universe
 from .wire import API_PREFIX, FieldReader, ProtocolError, parse_handshake, split_fields, split_frames
@@ -68,6 +72,8 @@ class SimConfig:
     max_messages_per_second: int = 50
     pace_historical: bool = True        # historical-data pacing (error 162)
     pace_tick_by_tick: bool = True      # one tick-by-tick request per instrument per 15 s
+    state_file: str | Path | None = None    # orders, executions, positions, cash, ids kept across restarts
+    faults_file: str | Path | None = None   # a YAML fault scenario run on the simulated clock (faults.py)
 
 
 class SimGateway:
@@ -75,6 +81,7 @@ class SimGateway:
 
     def __init__(self, config: SimConfig | None = None, universe: Universe | None = None):
         self.config = config or SimConfig()
+        scenario = load_scenario(self.config.faults_file) if self.config.faults_file else None
         start = self.config.start_time
         if start is None:
             step = self.config.step_seconds
@@ -90,6 +97,11 @@ class SimGateway:
         self.next_order_id = 1
         self.ledger = Ledger(self, self.universe.accounts)   # cash, positions, margin (account.py)
         self.broker = Broker(self)                           # orders and matching (broker.py)
+        self.faults = Faults(self, scenario)                 # injected faults, the control API (faults.py)
+        self.persistence: StateFile | None = None            # the --state file (persistence.py)
+        if self.config.state_file:
+            self.persistence = StateFile(self, self.config.state_file)
+            self.persistence.load()
         self.taps: list[Callable[[Session, tuple], None]] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -131,6 +143,9 @@ class SimGateway:
                 except Exception:
                     log.exception("market listener for conId %s failed; it is removed", con_id)
                     self.step_listeners[con_id].remove(listener)
+        self.faults.on_step()
+        if self.persistence is not None:
+            self.persistence.after_step()
 
     async def _market_clock(self) -> None:
         step_wall = self.config.step_seconds / self.config.speed
@@ -164,6 +179,9 @@ class SimGateway:
             await self._stopping.wait()
         finally:
             clock.cancel()
+            self.faults.cancel_pending()
+            if self.persistence is not None:
+                self.persistence.save()
             self._server.close()
             for session in list(self.sessions.values()):
                 session.close()
@@ -183,7 +201,8 @@ class SimGateway:
         return self
 
     def stop(self) -> None:
-        if self.loop and self._stopping:
+        """Stop serving (saves the --state file); safe to call again once stopped."""
+        if self.loop and self._stopping and not self.loop.is_closed():
             self.loop.call_soon_threadsafe(self._stopping.set)
         if self._thread:
             self._thread.join(10)
@@ -193,6 +212,34 @@ class SimGateway:
         async def run():
             return fn(*args)
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
+
+    async def _restart(self, keep_state: bool = True, pause: float = 1.0) -> None:
+        """A gateway restart (faults.restart): close the port and every connection, rebuild the broker and
+        the ledger from their saved state (or fresh), and listen again on the same port after `pause`."""
+        self._server.close()
+        for session in list(self.sessions.values()):
+            session.close()
+        self.sessions.clear()
+        tasks = list(self._connections)
+        for task in tasks:
+            task.cancel()
+        # no await before the books are rebuilt: a market step in between would be lost
+        state = persistence.capture(self) if keep_state else None
+        self.ledger = Ledger(self, self.universe.accounts)
+        self.broker = Broker(self)
+        self.next_order_id = 1
+        if state is not None:
+            persistence.restore(self, state)
+        self.faults.reset()
+        if self.persistence is not None:
+            self.persistence.save()
+        log.info("gateway restart: %d connections closed, state %s; listening again in %.2gs", len(tasks),
+                 "kept" if keep_state else "reset", pause)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._server.wait_closed()
+        await asyncio.sleep(pause)
+        self._server = await asyncio.start_server(self._handle, self.config.host, self.port)
+        log.info("gateway restart: listening again on %s:%d", self.config.host, self.port)
 
     def __enter__(self) -> "SimGateway":
         return self.start()
@@ -251,6 +298,7 @@ class SimGateway:
         writer.write(len(reply).to_bytes(4, "big") + reply)      # one write: ibapi reads only the first frame
         await writer.drain()
         session = Session(self, writer, version, peer, hello.options)
+        self.faults.attach(session)
         return session
 
     async def _serve_session(self, session: Session, reader: asyncio.StreamReader) -> None:
@@ -318,6 +366,8 @@ class SimGateway:
                                        f"Expected START_API (71) first, got message id {msg_id}")
                 return True
             return self._start_api(session, FieldReader(fields, "START_API", 1))
+        if self.faults.intercept(session, msg_id, fields):
+            return True
         handler = handlers.HANDLERS.get(msg_id)
         if handler is None:
             session.error(-1, 320, f"Server error when reading an API client request. "
@@ -333,6 +383,8 @@ class SimGateway:
             log.exception("%s: handler %s failed on %r", session, handler.__name__, fields[:6])
             session.error(-1, 322, f"Server error when processing an API client request. "
                                    f"({handler.__name__} failed; see the simulator log)")
+        if self.persistence is not None:
+            self.persistence.after_request(msg_id)
         return True
 
     def _start_api(self, session: Session, r: FieldReader) -> bool:
@@ -353,7 +405,7 @@ class SimGateway:
                  session.version, f" with options {session.connect_options!r}" if session.connect_options else "")
         session.send(IN.MANAGED_ACCTS, 1, ",".join(self.accounts))
         session.send(IN.NEXT_VALID_ID, 1, self.next_order_id)
-        for code, text in FARM_NOTICES:
+        for code, text in self.faults.farm_notices(FARM_NOTICES):
             session.error(-1, code, text)
         self.broker.on_client_connected(session)
         return True
@@ -361,4 +413,4 @@ class SimGateway:
 
 def _load_request_modules() -> None:
     """Import every request family once so their handlers register."""
-    from . import basics, contracts, depth, historical, mktdata, tickbytick  # noqa: F401
+    from . import account_requests, basics, contracts, depth, historical, mktdata, orders, tickbytick  # noqa: F401

@@ -135,6 +135,7 @@ class AccountSpec:
     cash: float
     currency: str = "USD"
     margin: str = "RegT"
+    pdt: bool = True              # enforce the pattern-day-trader restriction (margin accounts under 25k)
 
 
 @dataclass(slots=True)
@@ -295,7 +296,8 @@ class _Builder:
             instruments.append(self.bond_(i, e))
         accounts = [AccountSpec(id=self.need("accounts", i, a, "id", str),
                                 cash=self.need("accounts", i, a, "cash", float),
-                                currency=str(a.get("currency", "USD")), margin=str(a.get("margin", "RegT")))
+                                currency=str(a.get("currency", "USD")), margin=str(a.get("margin", "RegT")),
+                                pdt=bool(a.get("pdt", True)))
                     for i, a in enumerate(raw.get("accounts") or [])]
         if not accounts:
             accounts = [AccountSpec("DU1234567", 1_000_000.0)]
