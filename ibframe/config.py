@@ -49,6 +49,7 @@ class SimSettings:
     seed: int = 1
     speed: float = 1.0
     universe: str | None = None
+    start: str = "now"                # now | open | 'YYYY-MM-DD HH:MM' (New York time)
 
 
 @dataclass(slots=True)
@@ -117,7 +118,7 @@ class _Lines:
 TOP_KEYS = {"strategy", "strategies", "gateway", "sim", "duration", "log_level", "state_dir", "record"}
 STRATEGY_KEYS = {"class", "name", "params", "instruments"}
 GATEWAY_KEYS = {"host", "port", "client_id", "live"}
-SIM_KEYS = {"seed", "speed", "universe"}
+SIM_KEYS = {"seed", "speed", "universe", "start"}
 
 
 def load_config(path: str | Path) -> RunConfig:
@@ -256,4 +257,9 @@ def _sim(raw, fail) -> SimSettings:
     except (TypeError, ValueError):
         fail(("sim", "speed"), f"must be a positive number, got {raw.get('speed')!r}")
     s.universe = raw.get("universe")
+    start = str(raw.get("start", "now"))
+    if start not in ("now", "open") and not re.fullmatch(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d(:\d\d)?", start):
+        fail(("sim", "start"), f"{start!r}: use now, open (30 min into the latest regular session) or "
+                               f"'YYYY-MM-DD HH:MM' in New York time")
+    s.start = start
     return s

@@ -39,7 +39,8 @@ CANCELLERS = {
 
 class Engine:
     def __init__(self, host: str = "127.0.0.1", port: int = 7497, client_id: int = 1,
-                 state_dir: str | Path = "var", clock: Clock | None = None, throttle: bool = True):
+                 state_dir: str | Path = "var", clock: Clock | None = None, throttle: bool = True,
+                 id_file: str | None = None):
         self.host, self.port, self.client_id = host, port, client_id
         self.state_dir = Path(state_dir)
         self.clock = clock or Clock()
@@ -47,7 +48,8 @@ class Engine:
         self.router = Router(self.clock)
         self.conn = IBConnection(self.router, self.dispatcher, throttle=throttle)
         self.request_ids = RequestIds()
-        self.order_ids = OrderIds(self.state_dir / f"order-ids-{host}-{port}-{client_id}.txt")
+        # one id file per gateway and client: ids already used there are never issued again
+        self.order_ids = OrderIds(self.state_dir / (id_file or f"order-ids-{host}-{port}-{client_id}.txt"))
         self.router.next_valid_id_hooks.append(self.order_ids.seed)
         self.orders = OrderManager(self.conn, self.order_ids, self.clock)
         self.portfolio = Portfolio()

@@ -67,10 +67,12 @@ class Runner:
         if gw.kind != "sim":
             return gw
         from .sim import SimConfig, SimGateway          # the runner alone wires the simulator in
+        from .sim.hours import start_time
         from .sim.universe import UniverseError
         try:
             self.sim = SimGateway(SimConfig(port=0, seed=self.cfg.sim.seed, speed=self.cfg.sim.speed,
-                                            universe=self.cfg.sim.universe)).start()
+                                            universe=self.cfg.sim.universe,
+                                            start_time=start_time(self.cfg.sim.start))).start()
         except UniverseError as exc:
             raise RunError(str(exc)) from None
         log.info("embedded simulated gateway on 127.0.0.1:%d (seed %d)", self.sim.port, self.cfg.sim.seed)
@@ -107,7 +109,8 @@ class Runner:
 
     def make_engine(self, gw: GatewayConfig) -> Engine:
         """The engine for this run (ibframe.replay builds one fed by a recording instead)."""
-        return Engine(gw.host, gw.port, gw.client_id, state_dir=self.cfg.state_dir)
+        id_file = f"order-ids-sim-{gw.client_id}.txt" if gw.kind == "sim" else None   # the sim's port is random
+        return Engine(gw.host, gw.port, gw.client_id, state_dir=self.cfg.state_dir, id_file=id_file)
 
     def mark(self, name: str) -> None:
         """Name a point of the run in the recording, if one is being made."""
@@ -154,7 +157,7 @@ class Runner:
                   f"commission {sum(t.commission for t in trades):.2f}")
             for t in trades[-10:]:
                 slip = t.slippage_per_share
-                slip_text = f", vs NBBO at arrival {slip:+.4f}/sh" if slip is not None else ""
+                slip_text = f", vs NBBO at arrival {round(slip, 4) + 0.0:+.4f}/sh" if slip is not None else ""
                 print(f"   order {t.order_id} {t.order.action} {t.order.totalQuantity:g} {label(t.contract)} "
                       f"{t.order.orderType}: {t.status}, filled {t.filled:g} @ {t.avg_fill_price:.4f}{slip_text}")
             for name, contract in s.instruments.items():

@@ -11,24 +11,16 @@ import sys
 from .faults import ScenarioError
 from .persistence import StateError
 from .server import SIM_MAX_VERSION, SIM_MIN_VERSION, SimConfig, SimGateway
+from .hours import start_time
 from .universe import UniverseError
 
 
-def parse_start(text: str) -> float:
-    """'2026-11-23 10:30' or '2026-11-23T10:30:00' in New York time, or epoch seconds."""
+def parse_start(text: str) -> float | None:
+    """--start: 'now', 'open', 'YYYY-MM-DD HH:MM' (New York time) or epoch seconds."""
     try:
-        return float(text)
-    except ValueError:
-        pass
-    from zoneinfo import ZoneInfo
-    try:
-        when = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--start {text!r}: use 'YYYY-MM-DD HH:MM' (New York time) "
-                                         f"or epoch seconds") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=ZoneInfo("America/New_York"))
-    return when.timestamp()
+        return start_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7497, help="port (default 7497, TWS paper)")
     p.add_argument("--seed", type=int, default=1, help="market seed: the same seed gives the same market")
     p.add_argument("--universe", help="instruments and accounts YAML (default config/universe.yaml)")
-    p.add_argument("--start", type=parse_start, help="simulated start time (default: now)")
+    p.add_argument("--start", type=parse_start, help="simulated start: now (default), open (30 min into the latest regular session), 'YYYY-MM-DD HH:MM' New York time, or epoch seconds")
     p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall second")
     p.add_argument("--step", type=float, default=0.25, help="market step in simulated seconds")
     p.add_argument("--max-version", type=int, default=SIM_MAX_VERSION,

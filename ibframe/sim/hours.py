@@ -361,3 +361,35 @@ def previous_close(kind: str, ts) -> pd.Timestamp:
         if i >= 0:
             return pd.Timestamp(int(s.closes[i]), tz="UTC").tz_convert(TZ)
     raise LookupError(f"no {kind} session closes at or before {t}")
+
+
+def start_time(spec: str | float | None, now: float | None = None) -> float | None:
+    """The simulator's start time from a user's words, in epoch seconds (None = now).
+
+    'now' or None: now. 'open': 30 minutes into the latest US equity regular session that has
+    begun (today's if the market is open or has been today, else the previous one), so a demo
+    run any time of day or week trades in regular hours. 'YYYY-MM-DD HH:MM[:SS]' (New York time)
+    or epoch seconds: exactly that.
+    """
+    if spec is None or spec == "now":
+        return None
+    if isinstance(spec, (int, float)):
+        return float(spec)
+    text = str(spec).strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if text == "open":
+        ts = pd.Timestamp(now if now is not None else _dt.datetime.now().timestamp(), unit="s", tz=TZ)
+        opens = [o for o, _ in sessions("us_equity", (ts - pd.Timedelta(days=10)).date(), ts.date(), liquid=True)
+                 if o + pd.Timedelta(minutes=30) <= ts]
+        return (opens[-1] + pd.Timedelta(minutes=30)).timestamp()
+    try:
+        when = pd.Timestamp(text)
+    except ValueError:
+        raise ValueError(f"start {text!r}: use 'now', 'open', 'YYYY-MM-DD HH:MM' (New York time) "
+                         f"or epoch seconds") from None
+    if when.tzinfo is None:
+        when = when.tz_localize(TZ)
+    return when.timestamp()
