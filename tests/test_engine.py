@@ -149,3 +149,53 @@ def test_connect_errors_are_clear(gateway, tmp_path):
             Engine("127.0.0.1", gateway.port, 4242, state_dir=tmp_path).start(timeout=5)
     finally:
         first.stop()
+
+
+class BuyOnce(Strategy):
+    def on_start(self):
+        self.fills, self.statuses, self.placed = [], [], None
+        self.quote("AAPL")
+
+    def on_quote(self, instrument, quote):
+        if self.placed is None and quote.ask:
+            self.placed = self.buy(instrument, 100)
+
+    def on_order_status(self, trade):
+        self.statuses.append(trade.status)
+
+    def on_fill(self, trade, fill):
+        self.fills.append(fill)
+
+
+def test_order_out_fill_back_position_updated(make_gateway, tmp_path):
+    from ibframe.sim.hours import start_time
+    gw = make_gateway(seed=4, start_time=start_time("open"))
+    eng = Engine("127.0.0.1", gw.port, 5, state_dir=tmp_path).start()
+    try:
+        eng.subscribe_account()
+        s = BuyOnce(eng, "buy-once", {}, {"AAPL": eng.qualify(Stock("AAPL"))})
+        eng.on_dispatch(s._start)
+        wait_until(lambda: s.placed is not None and s.placed.done, what="the order to finish")
+        trade = s.placed
+        assert trade.status == "Filled" and trade.filled == 100 and trade.order.orderRef == "buy-once"
+        assert sum(f.shares for f in s.fills) == 100 and "Filled" in s.statuses
+        wait_until(lambda: all(f.commission for f in s.fills), what="commission reports")
+        wait_until(lambda: s.position("AAPL") == 100, what="the position to update")
+        assert trade.slippage_per_share is not None and trade.slippage_per_share >= -1e-9   # SMART: NBBO or better
+        eng.on_dispatch(s._stop)
+    finally:
+        eng.stop()
+
+
+def test_order_ids_never_reused_across_engine_restarts(make_gateway, tmp_path):
+    from ibframe.sim.hours import start_time
+    gw = make_gateway(seed=4, start_time=start_time("open"))
+    used = []
+    for _ in range(2):
+        eng = Engine("127.0.0.1", gw.port, 6, state_dir=tmp_path).start()
+        aapl = eng.qualify(Stock("AAPL"))
+        from ibframe.trading.orders import limit
+        for _ in range(3):
+            used.append(eng.on_dispatch(lambda: eng.orders.place(aapl, limit("BUY", 1, 1.00), "t")).order_id)
+        eng.stop()
+    assert len(used) == len(set(used)) == 6
