@@ -3,8 +3,8 @@
 For every recorded frame: the real frame must decode through ibapi's own Decoder (the path
 EClient.run takes), consuming every field; and the frame the simulator sends for the same
 message kind at version 176 must decode to the same callback, with the same number of
-arguments and the same number of fields. Messages of the paper broker (orders, executions,
-accounts, positions) are checked on the real side only until part 2 produces them.
+arguments and the same number of fields. The session trades EUR.USD and asks for positions and
+an account summary, so the paper broker's messages are compared too.
 """
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ import pytest
 from ibapi.contract import Contract
 from ibapi.decoder import Decoder
 from ibapi.message import IN, OUT
+from ibapi.order import Order
 
 from conftest import FIXTURE_FRAMES, RecordingClient, RecordingWrapper, shared_fixture
 from ibframe.sim import SimConfig, SimGateway, handlers
+from ibframe.sim.hours import start_time
 from ibframe.sim.wire import encode_message
 
 VERSION = 176
-PAPER_BROKER = {IN.OPEN_ORDER, IN.ORDER_STATUS, IN.EXECUTION_DATA, IN.COMMISSION_AND_FEES_REPORT,
-                IN.ACCOUNT_SUMMARY, IN.POSITION_DATA}
 EURUSD = dict(symbol="EUR", secType="CASH", currency="USD", exchange="IDEALPRO")
 
 
@@ -69,7 +69,8 @@ def wire_fields(message: tuple) -> list[bytes]:
 def sim_frames():
     """Everything a version-176 simulator sends to one client that connects and asks for
     EUR.USD contract details and (when the tick-by-tick module serves it) BidAsk ticks."""
-    gw = SimGateway(SimConfig(port=0, seed=3, step_seconds=0.05, max_server_version=VERSION)).start()
+    gw = SimGateway(SimConfig(port=0, seed=3, step_seconds=0.05, max_server_version=VERSION,
+                              start_time=start_time("open"))).start()
     sent: list[tuple] = []
     lock = threading.Lock()
 
@@ -95,6 +96,16 @@ def sim_frames():
                 tick_note = "no BidAsk tick arrived within 5 s (EUR.USD closed at the simulated time?)"
         else:
             tick_note = "the tick-by-tick module does not serve reqTickByTickData yet"
+        order = Order()
+        order.action, order.totalQuantity, order.orderType = "BUY", 20000, "MKT"
+        order_id = client.all("nextValidId")[-1][0]
+        client.placeOrder(order_id, query, order)
+        client.wait("orderStatus", lambda a: a[0] == order_id and a[1] == "Filled")
+        client.wait("commissionAndFeesReport")
+        client.reqPositions()
+        client.wait("positionEnd")
+        client.reqAccountSummary(9001, "All", "NetLiquidation,Cushion")
+        client.wait("accountSummaryEnd")
         with lock:
             captured = list(sent)
         yield captured, tick_note
@@ -135,8 +146,6 @@ def test_real_frame_decodes(name):
 def test_simulator_frame_matches_real(name, sim_frames):
     frame = _frame(name)
     real = frame["fields"]
-    if frame["msg_id"] in PAPER_BROKER:
-        pytest.skip("the paper broker (part 2) produces this message")
     frames, tick_note = sim_frames
     if frame["msg_id"] == IN.TICK_BY_TICK and tick_note:
         pytest.skip(tick_note)
