@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test sim run clean
+.PHONY: install test sim run bench clean
 
 install: $(STAMP)
 
@@ -22,6 +22,9 @@ sim: install
 
 run: install
 	$(BIN)/python -m ibframe.run config/ma_cross.yaml --duration 60s
+
+bench: install
+	$(BIN)/python -m ibframe.bench
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -3,7 +3,12 @@
 Owns: the socket, the handshake, the reader thread and the outgoing throttle. The reader
 cuts frames off its buffer with a moving offset (no copy of the rest of the buffer per
 message, unlike ibapi's EReader) and hands them, a batch per recv, to the dispatch thread,
-which decodes them with ibapi's own Decoder. Nothing here interprets a message.
+which decodes them with ibapi's own Decoder (the streaming market-data messages with
+ibframe.decoding, which has the same effect, faster). Nothing here interprets a message.
+
+Backpressure: at most MAX_QUEUED_BATCHES batches (each at most one recv, 256 KiB) wait for
+the dispatch thread. When it falls behind, the reader stops reading and TWS's sends wait in
+the socket buffers, so memory stays bounded however long a burst lasts; nothing is dropped.
 """
 from __future__ import annotations
 
@@ -20,11 +25,14 @@ from ibapi.common import PROTOBUF_MSG_ID
 from ibapi.decoder import Decoder
 from ibapi.server_versions import MAX_CLIENT_VER, MIN_CLIENT_VER, MIN_SERVER_VER_PROTOBUF
 
+from .decoding import FastDecoder
 from .dispatch import Dispatcher
 
 log = logging.getLogger("ibframe.connection")
 
 LIVE_PORTS = (7496, 4001)
+RECV_SIZE = 262144
+MAX_QUEUED_BATCHES = 16              # at most 16 recvs (4 MiB of frames) wait for the dispatch thread
 
 
 class ConnectError(ConnectionError):
@@ -87,21 +95,22 @@ class SocketTransport:
             sock.close()
 
 
+_LENGTH = struct.Struct("!I")
+
+
 def split_frames(buffer: bytearray) -> tuple[list[bytes], int]:
     """Every whole frame in `buffer` and how many bytes they used; one pass, one copy per frame."""
     frames = []
     offset = 0
-    end = len(buffer)
-    view = memoryview(buffer)
-    try:
-        while end - offset >= 4:
-            size = struct.unpack_from("!I", buffer, offset)[0]
-            if end - offset - 4 < size:
-                break
-            frames.append(bytes(view[offset + 4:offset + 4 + size]))
-            offset += 4 + size
-    finally:
-        view.release()
+    data = bytes(buffer)                 # slicing bytes is cheaper than slicing a memoryview into bytes
+    end = len(data)
+    unpack = _LENGTH.unpack_from
+    while end - offset >= 4:
+        stop = offset + 4 + unpack(data, offset)[0]
+        if stop > end:
+            break
+        frames.append(data[offset + 4:stop])
+        offset = stop
     return frames, offset
 
 
@@ -117,6 +126,8 @@ class IBConnection(EClient):
         self.bad_frames = 0
         self.on_disconnected = None          # set by the engine: called on the dispatch thread
         self.recorder = None                 # an ibframe.record.Recorder taps every frame in and message out
+        self._fast: FastDecoder | None = None   # the hot market-data messages; ibapi's Decoder does the rest
+        self._room = threading.Semaphore(MAX_QUEUED_BATCHES)   # batches the reader may still queue
 
     # --- connecting ---------------------------------------------------------------------------
     def open(self, host: str, port: int, client_id: int, timeout: float = 10.0) -> None:
@@ -191,8 +202,11 @@ class IBConnection(EClient):
                     del buffer[:used]
                     if self.recorder is not None:
                         self.recorder.inbound(frames)
-                    self.dispatcher.post(self._decode_batch, frames)
-                chunk = sock.recv(262144)
+                    while not self._room.acquire(timeout=0.5):      # the dispatch thread is behind: wait
+                        if self.connState != EClient.CONNECTED:
+                            return
+                    self.dispatcher.post(self._decode_queued, frames)
+                chunk = sock.recv(RECV_SIZE)
                 if not chunk:
                     break
                 buffer += chunk
@@ -201,22 +215,38 @@ class IBConnection(EClient):
         self.dispatcher.post(self._connection_lost)
 
     # --- dispatch thread ------------------------------------------------------------------------------
+    def _decode_queued(self, frames: list[bytes]) -> None:
+        """A batch from the reader: decode it, then let the reader queue another."""
+        try:
+            self._decode_batch(frames)
+        finally:
+            self._room.release()
+
     def _decode_batch(self, frames: list[bytes]) -> None:
         raw_ids = self.serverVersion_ is not None and self.serverVersion_ >= MIN_SERVER_VER_PROTOBUF
+        fast = self._fast
+        if fast is None or fast.decoder is not self.decoder:
+            fast = self._fast = FastDecoder(self.decoder)
+        hot = fast.handlers
+        self.frames_received += len(frames)
         for payload in frames:
-            self.frames_received += 1
             try:
                 if raw_ids:
                     msg_id = int.from_bytes(payload[:4], "big")
                     body = payload[4:]
                 else:
-                    cut = payload.index(b"\0")
-                    msg_id = int(payload[:cut])
-                    body = payload[cut + 1:]
+                    text_id, nul, body = payload.partition(b"\0")
+                    if not nul:
+                        raise ValueError("no NUL after the message id")
+                    msg_id = int(text_id)
                 if msg_id > PROTOBUF_MSG_ID:
                     self.decoder.processProtoBuf(body, msg_id - PROTOBUF_MSG_ID)
-                else:
-                    self.decoder.interpret(comm.read_fields(body), msg_id)
+                    continue
+                fields = body.split(b"\0")
+                fields.pop()                             # as comm.read_fields: what follows the last NUL is no field
+                handler = hot.get(msg_id)
+                if handler is None or not handler(fields):
+                    self.decoder.interpret(tuple(fields), msg_id)
             except Exception as exc:
                 self.bad_frames += 1
                 log.error("garbled message from TWS skipped (%s: %s): %r", type(exc).__name__, exc, payload[:120])

@@ -25,7 +25,7 @@ class Clock:
     def now(self) -> float:
         return time.time()
 
-    def wait(self, q: "queue.Queue", timeout: float | None):
+    def wait(self, q: "queue.SimpleQueue", timeout: float | None):
         """Block on the queue up to `timeout` seconds of this clock (None = forever)."""
         return q.get(timeout=timeout)
 
@@ -52,7 +52,7 @@ class VirtualClock(Clock):
         if to > self._now:
             self._now = to
 
-    def wait(self, q: "queue.Queue", timeout: float | None):
+    def wait(self, q: "queue.SimpleQueue", timeout: float | None):
         if self.source is not None:
             return self.source.next(q, timeout)
         try:
@@ -94,7 +94,7 @@ class Dispatcher:
     def __init__(self, clock: Clock | None = None, name: str = "ibframe-dispatch",
                  on_error: Callable[[BaseException, Callable], None] | None = None):
         self.clock = clock or Clock()
-        self.queue: queue.Queue = queue.Queue()
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()      # C-implemented: a cheaper hand-off between threads
         self.name = name
         self.on_error = on_error
         self._timers: list[_Timer] = []

@@ -2,8 +2,10 @@
 
 Owns: handing out ids. Request ids are never reused within a process and live in their own
 range, far above order ids, so an `error(id, …)` can always be told apart. Order ids start
-from TWS's nextValidId but never go below anything this machine has already issued: the
-high-water mark is persisted (write-then-rename, fsync) before an id leaves `take()`.
+from TWS's nextValidId but never go below anything this machine has already issued: before an
+id leaves `take()` it is covered by a persisted reservation (write-then-rename, fsync). Ids are
+reserved in blocks so an order costs one fsync per block, not one each; a restart skips the
+unused rest of a block, which is harmless (ids must only never repeat).
 """
 from __future__ import annotations
 
@@ -42,11 +44,13 @@ class OrderIds:
     max(n, highest issued + 1, persisted). `take()` persists before returning.
     """
 
-    def __init__(self, path: str | Path | None = None):
+    def __init__(self, path: str | Path | None = None, block: int = 100):
         self.path = Path(path) if path else None
+        self.block = max(1, block)
         self._lock = threading.RLock()
         self._next: int | None = None
         self._floor = self._read_persisted()
+        self._reserved = self._floor          # ids below this are covered by the file
 
     @property
     def lock(self) -> threading.RLock:
@@ -95,7 +99,9 @@ class OrderIds:
             if self._next is None:
                 raise OrderIdError("no order id yet: wait for nextValidId from TWS before placing orders")
             value = self._next
-            self._persist(value + 1)
+            if value + 1 > self._reserved:
+                self._reserved = value + self.block
+                self._persist(self._reserved)
             self._floor = value + 1
             self._next = value + 1
             return value

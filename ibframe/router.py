@@ -79,9 +79,12 @@ class Router(EWrapper):
     def _lookup(self, req_id: int, callback: str) -> Request | None:
         req = self.requests.get(req_id)
         if req is None:
-            self.unknown_ids += 1
-            log.debug("%s for unknown request id %s ignored", callback, req_id)
+            self._unknown(req_id, callback)
         return req
+
+    def _unknown(self, req_id: int, callback: str) -> None:
+        self.unknown_ids += 1
+        log.debug("%s for unknown request id %s ignored", callback, req_id)
 
     # --- connection ---------------------------------------------------------------------------------
     def nextValidId(self, orderId: int) -> None:
@@ -140,17 +143,25 @@ class Router(EWrapper):
             hook(err)
 
     # --- level 1 ------------------------------------------------------------------------------------
+    # The streaming callbacks below look the request up and call its listeners inline (no _lookup or
+    # notify call): they run for every tick, and are otherwise the same as _lookup + notify.
     def tickPrice(self, reqId, tickType, price, attrib) -> None:
-        req = self._lookup(reqId, "tickPrice")
-        if req and req.quote is not None:
+        req = self.requests.get(reqId)
+        if req is None:
+            return self._unknown(reqId, "tickPrice")
+        if req.quote is not None:
             req.quote.on_tick_price(tickType, price, attrib, self.clock.now())
-            req.notify()
+            for listener in req.listeners:
+                listener(req)
 
     def tickSize(self, reqId, tickType, size) -> None:
-        req = self._lookup(reqId, "tickSize")
-        if req and req.quote is not None:
+        req = self.requests.get(reqId)
+        if req is None:
+            return self._unknown(reqId, "tickSize")
+        if req.quote is not None:
             req.quote.on_tick_size(tickType, size, self.clock.now())
-            req.notify()
+            for listener in req.listeners:
+                listener(req)
 
     def tickGeneric(self, reqId, tickType, value) -> None:
         req = self._lookup(reqId, "tickGeneric")
@@ -188,36 +199,51 @@ class Router(EWrapper):
     # --- tick by tick -------------------------------------------------------------------------------
     def tickByTickAllLast(self, reqId, tickType, time, price, size, tickAttribLast, exchange,
                           specialConditions) -> None:
-        req = self._lookup(reqId, "tickByTickAllLast")
-        if req and req.ticks is not None:
+        req = self.requests.get(reqId)
+        if req is None:
+            return self._unknown(reqId, "tickByTickAllLast")
+        if req.ticks is not None:
             req.ticks.add_last(float(time), price, float(size), exchange, tickAttribLast.pastLimit,
                                tickAttribLast.unreported)
-            req.notify()
+            for listener in req.listeners:
+                listener(req)
 
     def tickByTickBidAsk(self, reqId, time, bidPrice, askPrice, bidSize, askSize, tickAttribBidAsk) -> None:
-        req = self._lookup(reqId, "tickByTickBidAsk")
-        if req and req.ticks is not None:
+        req = self.requests.get(reqId)
+        if req is None:
+            return self._unknown(reqId, "tickByTickBidAsk")
+        if req.ticks is not None:
             req.ticks.add_bid_ask(float(time), bidPrice, askPrice, float(bidSize), float(askSize))
-            req.notify()
+            for listener in req.listeners:
+                listener(req)
 
     def tickByTickMidPoint(self, reqId, time, midPoint) -> None:
-        req = self._lookup(reqId, "tickByTickMidPoint")
-        if req and req.ticks is not None:
+        req = self.requests.get(reqId)
+        if req is None:
+            return self._unknown(reqId, "tickByTickMidPoint")
+        if req.ticks is not None:
             req.ticks.add_midpoint(float(time), midPoint)
-            req.notify()
+            for listener in req.listeners:
+                listener(req)
 
     # --- depth ---------------------------------------------------------------------------------------
     def updateMktDepth(self, reqId, position, operation, side, price, size) -> None:
-        req = self._lookup(reqId, "updateMktDepth")
-        if req and req.book is not None:
+        req = self.requests.get(reqId)
+        if req is None:
+            return self._unknown(reqId, "updateMktDepth")
+        if req.book is not None:
             req.book.apply(position, operation, side, price, float(size))
-            req.notify()
+            for listener in req.listeners:
+                listener(req)
 
     def updateMktDepthL2(self, reqId, position, marketMaker, operation, side, price, size, isSmartDepth) -> None:
-        req = self._lookup(reqId, "updateMktDepthL2")
-        if req and req.book is not None:
+        req = self.requests.get(reqId)
+        if req is None:
+            return self._unknown(reqId, "updateMktDepthL2")
+        if req.book is not None:
             req.book.apply(position, operation, side, price, float(size), marketMaker)
-            req.notify()
+            for listener in req.listeners:
+                listener(req)
 
     # --- bars ---------------------------------------------------------------------------------------
     def historicalData(self, reqId, bar) -> None:

@@ -25,8 +25,8 @@ from the exchange; the stale side's crossing rows are levels whose delete has no
 yet. Removed rows are counted in ``uncrossed``.
 
 Best prices come from the sorted view (highest bid, lowest ask), so they are right even
-if a stream leaves rows out of price order; ``depth`` returns rows in IB's positional
-order.
+if a stream leaves rows out of price order; they are kept as levels appear and disappear,
+so reading them costs nothing. ``depth`` returns rows in IB's positional order.
 """
 from __future__ import annotations
 
@@ -74,12 +74,15 @@ class OrderBook:
     updates: int = field(default=0, init=False)
     updated: float | None = field(default=None, init=False)
     on_change: list[Callable[["OrderBook"], None]] = field(default_factory=list, repr=False)
+    # best price per side ([ASK, BID]), kept in step with levels_view: read on every update
+    _best: list = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.num_rows <= 0:
             raise ValueError("num_rows must be positive")
         self.rows = {ASK: [], BID: []}
         self.levels_view = {ASK: SortedDict(), BID: SortedDict()}
+        self._best = [None, None]
 
     # ---- updating ---------------------------------------------------------------------------
     def apply(self, position: int, operation: int, side: int, price: float,
@@ -102,33 +105,46 @@ class OrderBook:
                 self.ignored += 1
                 return False
             self._unindex(side, rows.pop(position))
-        elif operation in (INSERT, UPDATE):
+        elif operation == INSERT or operation == UPDATE:
             row = BookRow(float(price), float(size), market_maker or "")
             if operation == UPDATE and position < n:
-                self._unindex(side, rows[position])
+                old = rows[position]
                 rows[position] = row
+                if old.price == row.price:
+                    self._resize(side, old, row)
+                else:
+                    self._unindex(side, old)
+                    self._index(side, row)
             elif position <= n:                    # insert, or update-as-append at n
                 rows.insert(position, row)
                 if len(rows) > self.num_rows:
                     self._unindex(side, rows.pop())
+                self._index(side, row)
             else:
                 self.ignored += 1
                 return False
-            self._index(side, row)
-            self._uncross(fresh=side)
+            # the book was not crossed before, so only the fresh row can cross the other side
+            other = self._best[1 - side]
+            if other is not None and (row.price >= other if side == BID else row.price <= other):
+                self._uncross(fresh=side)
         else:
             self.ignored += 1
             return False
         self.updates += 1
         self.updated = time
-        for hook in tuple(self.on_change):
-            hook(self)
+        if self.on_change:
+            for hook in tuple(self.on_change):
+                hook(self)
         return True
 
     def _index(self, side: int, row: BookRow) -> None:
-        level = self.levels_view[side].get(row.price)
+        view = self.levels_view[side]
+        level = view.get(row.price)
         if level is None:
-            self.levels_view[side][row.price] = [row.size, 1]
+            view[row.price] = [row.size, 1]
+            best = self._best[side]
+            if best is None or (row.price > best if side == BID else row.price < best):
+                self._best[side] = row.price
         else:
             level[0] += row.size
             level[1] += 1
@@ -139,8 +155,19 @@ class OrderBook:
         level[1] -= 1
         if level[1] == 0:
             del view[row.price]
+            if row.price == self._best[side]:
+                self._best[side] = (view.peekitem(-1 if side == BID else 0)[0]) if view else None
         else:
             level[0] -= row.size
+
+    def _resize(self, side: int, old: BookRow, row: BookRow) -> None:
+        """A row replaced by one at the same price: the level's size changes as _unindex + _index would change it."""
+        level = self.levels_view[side][row.price]
+        if level[1] == 1:
+            level[0] = row.size
+        else:
+            level[0] -= old.size
+            level[0] += row.size
 
     def _uncross(self, fresh: int) -> None:
         bid, ask = self.best_bid, self.best_ask
@@ -165,32 +192,31 @@ class OrderBook:
         for side in (ASK, BID):
             self.rows[side].clear()
             self.levels_view[side].clear()
+        self._best = [None, None]
 
     # ---- reading ------------------------------------------------------------------------------
     @property
     def best_bid(self) -> float | None:
-        view = self.levels_view[BID]
-        return view.peekitem(-1)[0] if view else None
+        return self._best[BID]
 
     @property
     def best_ask(self) -> float | None:
-        view = self.levels_view[ASK]
-        return view.peekitem(0)[0] if view else None
+        return self._best[ASK]
 
     @property
     def mid(self) -> float | None:
-        bid, ask = self.best_bid, self.best_ask
+        ask, bid = self._best
         return None if bid is None or ask is None else (bid + ask) / 2.0
 
     @property
     def spread(self) -> float | None:
-        bid, ask = self.best_bid, self.best_ask
+        ask, bid = self._best
         return None if bid is None or ask is None else ask - bid
 
     @property
     def crossed(self) -> bool:
         """True if best bid >= best ask (the update rule keeps this False)."""
-        bid, ask = self.best_bid, self.best_ask
+        ask, bid = self._best
         return bid is not None and ask is not None and bid >= ask
 
     def depth(self, n: int | None = None) -> tuple[list[tuple[float, float, str]],

@@ -113,8 +113,35 @@ def _is_unset(value: Any) -> bool:
         or value == UNSET_INTEGER
 
 
+# float() of every value _is_unset accepts is one of these: the exact (slow, Decimal-vs-float)
+# comparison is only needed when the float is one of them.
+_UNSET_FLOATS = frozenset({float(UNSET_DOUBLE), float(UNSET_DECIMAL), float(UNSET_INTEGER)})
+
+
+def _number(value: Any) -> float | None:
+    """float(value); None for IB's unset sentinels, NaN, and values that are not numbers."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if number != number or (number in _UNSET_FLOATS and _is_unset(value)):
+        return None
+    return number
+
+
 def _convert(kind: str, value: Any) -> Any:
     """Raw callback value -> stored field value (None means 'not available')."""
+    if kind == _SIZE or kind == _FLOAT:
+        return _number(value)
+    if kind == _QUOTE:
+        number = _number(value)
+        return None if number == -1.0 or number == 0.0 else number
+    if kind == _PRICE:
+        number = _number(value)
+        return None if number == -1.0 else number
+    if kind == _HALT:                       # -1 n/a, 0 not halted, 1 general, 2 volatility
+        number = _number(value)
+        return None if number is None or number < 0 else number > 0
     if kind == _STR:
         return None if value is None else str(value)
     if kind == _RTV:
@@ -124,21 +151,7 @@ def _convert(kind: str, value: Any) -> Any:
             return float(value)
         except (TypeError, ValueError):
             return None
-    try:
-        if _is_unset(value):
-            return None
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    if math.isnan(number):
-        return None
-    if kind == _QUOTE:
-        return None if number in (-1.0, 0.0) else number
-    if kind == _PRICE:
-        return None if number == -1.0 else number
-    if kind == _HALT:                       # -1 n/a, 0 not halted, 1 general, 2 volatility
-        return None if number < 0 else number > 0
-    return number                           # _SIZE, _FLOAT
+    return _number(value)
 
 
 @dataclass(slots=True, eq=False, repr=False)
@@ -231,7 +244,7 @@ class Quote:
             return
         setattr(self, name, value)
         self.updated = time
-        if name in _TOP:
+        if self.on_change and name in _TOP:
             for hook in tuple(self.on_change):     # a hook may unsubscribe itself
                 hook(self)
 

@@ -2,7 +2,9 @@
 
 Owns: the most recent ``capacity`` ticks of each tick-by-tick kind (trades, bid/ask,
 midpoint), stored column-wise in preallocated numpy arrays used as circular buffers;
-the oldest entry of a kind is overwritten once that kind is full.
+the oldest entry of a kind is overwritten once that kind is full. New ticks are written
+to the arrays a chunk at a time (at most 256 wait as tuples), which costs far less per
+tick than numpy scalar writes; every reader sees them.
 
 Must never: take locks, do I/O, or call ibapi ``EClient``. Updated ONLY on the
 framework's single dispatch thread.
@@ -41,46 +43,96 @@ _SCHEMAS: dict[str, tuple[tuple[str, str], ...]] = {
                 ("seq", "i8")),
     "midpoint": (("time", "f8"), ("mid", "f8"), ("seq", "i8")),
 }
-_CODED = frozenset({"exchange", "special_conditions"})
+_CODED = ("exchange", "special_conditions")
+# every schema ends with "seq", which last() leaves out
+
+
+# float() of every value _num treats as "not available" is one of these; the exact (slow,
+# Decimal-vs-float) comparison runs only for them.
+_UNSET_FLOATS = frozenset({float(UNSET_DECIMAL), float(UNSET_DOUBLE)})
 
 
 def _num(value: Any) -> float:
     """Decimal/float size or price -> float; IB's UNSET sentinels -> NaN."""
-    if value is None or value == UNSET_DECIMAL or value == UNSET_DOUBLE:
+    if value is None:
         return np.nan
-    return float(value) if not isinstance(value, float) else value
+    number = value if type(value) is float else float(value)
+    if number in _UNSET_FLOATS and (value == UNSET_DECIMAL or value == UNSET_DOUBLE):
+        return np.nan
+    return number
 
 
 class _Ring:
-    """Fixed-capacity circular column store; index 0 of ``ordered`` is the oldest entry."""
+    """Fixed-capacity circular column store; index 0 of ``ordered`` is the oldest entry.
 
-    __slots__ = ("capacity", "names", "arrays", "start", "count")
+    New rows wait in ``pending`` (a short list of tuples) and are written to the numpy columns a
+    chunk at a time: one slice assignment per column instead of one numpy scalar write per value.
+    Readers flush first, except ``newest()``, which reads the pending tuple directly.
+    """
+
+    __slots__ = ("capacity", "names", "fields", "coded", "arrays", "start", "count", "pending", "chunk")
 
     def __init__(self, capacity: int, schema: tuple[tuple[str, str], ...]):
         self.capacity = capacity
         self.names = tuple(name for name, _ in schema)
+        self.fields = self.names[:-1]                       # what last() shows: every column but seq
+        self.coded = tuple(name for name in self.names if name in _CODED)
         self.arrays = tuple(np.zeros(capacity, dtype=dtype) for _, dtype in schema)
         self.start = 0
         self.count = 0
+        self.pending: list[tuple] = []
+        self.chunk = min(256, capacity)
 
     def append(self, values: tuple) -> None:
-        if self.count < self.capacity:
-            pos = (self.start + self.count) % self.capacity
-            self.count += 1
-        else:                                # full: overwrite the oldest, advance start
-            pos = self.start
-            self.start = (self.start + 1) % self.capacity
-        for array, value in zip(self.arrays, values):
-            array[pos] = value
+        self.pending.append(values)
+        if len(self.pending) >= self.chunk:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the pending rows into the columns (the oldest are overwritten once full)."""
+        rows = self.pending
+        if not rows:
+            return
+        self.pending = []
+        rows = rows[-self.capacity:]
+        k = len(rows)
+        columns = list(zip(*rows))
+        first = (self.start + self.count) % self.capacity
+        head = min(k, self.capacity - first)            # rows that fit before the end of the arrays
+        for array, column in zip(self.arrays, columns):
+            array[first:first + head] = column[:head]
+            if head < k:
+                array[:k - head] = column[head:]
+        total = self.count + k
+        if total > self.capacity:
+            self.start = (self.start + total - self.capacity) % self.capacity
+            total = self.capacity
+        self.count = total
+
+    def newest(self) -> tuple | None:
+        """The newest row as a tuple of Python values (None when empty)."""
+        if self.pending:
+            return self.pending[-1]
+        if not self.count:
+            return None
+        i = self.newest_index()
+        return tuple(array[i].item() for array in self.arrays)
 
     def order(self) -> np.ndarray:
         """Physical indices from oldest to newest."""
+        self.flush()
         return (self.start + np.arange(self.count)) % self.capacity
 
     def newest_index(self) -> int:
+        self.flush()
         return (self.start + self.count - 1) % self.capacity
 
+    def size(self) -> int:
+        self.flush()
+        return self.count
+
     def clear(self) -> None:
+        self.pending = []
         self.start = 0
         self.count = 0
 
@@ -88,7 +140,7 @@ class _Ring:
 class TickRing:
     """Newest ``capacity`` ticks of each kind ("last", "bid_ask", "midpoint")."""
 
-    __slots__ = ("capacity", "_rings", "_labels", "_codes", "_seq")
+    __slots__ = ("capacity", "_rings", "_labels", "_codes", "_seq", "_latest")
 
     def __init__(self, capacity: int = 10_000):
         if capacity <= 0:
@@ -98,12 +150,14 @@ class TickRing:
         self._labels: list[str] = []          # code -> string, for categoricals
         self._codes: dict[str, int] = {}
         self._seq = 0
+        self._latest: str | None = None       # the kind of the newest tick overall
 
     # ---- adding (tickByTickAllLast / tickByTickBidAsk / tickByTickMidPoint) ----------------
     def add_last(self, time: float, price: float, size: Decimal | float, exchange: str = "",
                  past_limit: bool = False, unreported: bool = False,
                  special_conditions: str = "") -> None:
         self._seq += 1
+        self._latest = "last"
         self._rings["last"].append((float(time), _num(price), _num(size), self._code(exchange),
                                     self._code(special_conditions), bool(past_limit),
                                     bool(unreported), self._seq))
@@ -112,12 +166,14 @@ class TickRing:
                     ask_size: Decimal | float, bid_past_low: bool = False,
                     ask_past_high: bool = False) -> None:
         self._seq += 1
+        self._latest = "bid_ask"
         self._rings["bid_ask"].append((float(time), _num(bid), _num(ask), _num(bid_size),
                                        _num(ask_size), bool(bid_past_low), bool(ask_past_high),
                                        self._seq))
 
     def add_midpoint(self, time: float, mid: float) -> None:
         self._seq += 1
+        self._latest = "midpoint"
         self._rings["midpoint"].append((float(time), _num(mid), self._seq))
 
     def _code(self, label: str | None) -> int:
@@ -131,33 +187,23 @@ class TickRing:
     # ---- reading ------------------------------------------------------------------------------
     def __len__(self) -> int:
         """Ticks held over all kinds."""
-        return sum(ring.count for ring in self._rings.values())
+        return sum(ring.size() for ring in self._rings.values())
 
     def count(self, kind: str) -> int:
-        return self._rings[_kind(kind)].count
+        return self._rings[_kind(kind)].size()
 
     def last(self, kind: str | None = None) -> dict[str, Any] | None:
         """Newest tick of ``kind`` (or of any kind) as a dict with a "kind" key; None if empty."""
-        kinds = KINDS if kind is None else (_kind(kind),)
-        best: tuple[int, str, int] | None = None
-        for name in kinds:
-            ring = self._rings[name]
-            if ring.count:
-                i = ring.newest_index()
-                seq = int(ring.arrays[-1][i])
-                if best is None or seq > best[0]:
-                    best = (seq, name, i)
-        if best is None:
+        name = self._latest if kind is None else _kind(kind)
+        row = None if name is None else self._rings[name].newest()
+        if row is None:
             return None
-        _, name, i = best
         ring = self._rings[name]
-        row: dict[str, Any] = {"kind": name}
-        for col, array in zip(ring.names, ring.arrays):
-            if col == "seq":
-                continue
-            value = array[i].item()
-            row[col] = self._labels[value] if col in _CODED else value
-        return row
+        out: dict[str, Any] = {"kind": name}
+        out.update(zip(ring.fields, row))
+        for col in ring.coded:
+            out[col] = self._labels[out[col]]
+        return out
 
     def to_frame(self, kind: str) -> pd.DataFrame:
         """Oldest-to-newest ticks of one kind, indexed by a tz-aware UTC DatetimeIndex."""
@@ -181,6 +227,7 @@ class TickRing:
     def clear(self) -> None:
         for ring in self._rings.values():
             ring.clear()
+        self._latest = None
 
 
 def _kind(kind: str) -> str:

@@ -1,0 +1,69 @@
+"""`python -m ibframe.bench [--quick] [--json FILE]`: how fast ibframe is, measured, next to a reference.
+
+Owns: the benchmark cases and the machinery that runs them. Every part of a case runs in its own
+fresh process (`python -m ibframe.bench.worker CASE PART`), is repeated, and is reported as
+median / min / max; every run checks that it lost nothing (each message arrived, each update was
+applied) and a run that did not is marked as failed, never averaged in. The cases, in table order:
+
+1. throughput — market-data bursts from a loopback TWS-protocol server into the stock ibapi client
+   and into ibframe's full path (Engine → dispatch → decoder → Router → state → Strategy);
+2. latency    — tick-to-order round trips through the full path, next to a bare-socket echo;
+3. book       — OrderBook.apply on 10- and 20-level books, next to a plain list-based book;
+4. replay     — recorded frames per second through ibframe.replay at speed max;
+5. memory     — RSS over a long stream on 50 instruments (bounded state, bounded backlog);
+6. historical — a year of 1-minute bars into Bars and out as a DataFrame.
+
+Must never: be imported by the framework, or put a timing assertion into the test suite (the smoke
+test runs --quick and checks only that every case ran and verified its counts).
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+CASES = ("throughput", "latency", "book", "replay_speed", "memory", "historical")
+
+
+@dataclass(slots=True)
+class Row:
+    """One line of the table: a measurement over the repeats of a case."""
+    label: str
+    unit: str
+    samples: list[float]
+    verified: bool
+    note: str = ""
+    digits: int = 0                 # decimals shown
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.samples) if self.samples else None
+
+    @property
+    def low(self) -> float | None:
+        return min(self.samples) if self.samples else None
+
+    @property
+    def high(self) -> float | None:
+        return max(self.samples) if self.samples else None
+
+    def as_dict(self) -> dict:
+        return {"label": self.label, "unit": self.unit, "median": self.median, "min": self.low, "max": self.high,
+                "samples": self.samples, "verified": self.verified, "note": self.note}
+
+
+@dataclass(slots=True)
+class CaseResult:
+    """A case's rows, and what its runs said when they failed."""
+    name: str
+    title: str
+    rows: list[Row] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+def values(runs: list[dict], key: str) -> list[float]:
+    """The `key` measurement of every run that verified."""
+    return [r["values"][key] for r in runs if r.get("verified") and key in r.get("values", {})]
+
+
+def all_verified(runs: list[dict]) -> bool:
+    return bool(runs) and all(r.get("verified") for r in runs)
