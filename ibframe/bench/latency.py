@@ -162,8 +162,8 @@ def rows(runs: dict[str, list[dict]], quick: bool) -> list[Row]:
     out.append(Row("ibframe p50 above the echo floor", "us", above, all_verified(echo) and all_verified(ours),
                    digits=1))
     detail = ids[0].get("detail", "") if ids else ""
-    out.append(Row("OrderIds.take() (write+fsync+rename), tmpfs", "us", values(ids, "tmpfs_p50_us"),
+    out.append(Row("OrderIds.take() (one fsynced reservation per 100 ids), tmpfs", "us", values(ids, "tmpfs_p50_us"),
                    all_verified(ids), note="p50", digits=1))
-    out.append(Row("OrderIds.take() (write+fsync+rename), disk", "us", values(ids, "disk_p50_us"),
+    out.append(Row("OrderIds.take() (one fsynced reservation per 100 ids), disk", "us", values(ids, "disk_p50_us"),
                    all_verified(ids), note=f"p50; {detail}", digits=1))
     return out
