@@ -78,7 +78,7 @@ from .dispatch import Dispatcher, VirtualClock
 from .engine import Engine
 from .ids import OrderIds
 from .record import ORDER_MESSAGES, Event, Recording, RecordingError, event_to_payload, payload_to_event
-from .run import Runner, RunError
+from .run import Runner, RunError, prepare_process
 from .strategy import Strategy
 
 log = logging.getLogger("ibframe.replay")
@@ -855,9 +855,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=cfg.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    logging.getLogger("ibapi").setLevel(logging.WARNING)
-    sys.path.insert(0, str(Path.cwd()))
+    prepare_process(cfg)
     try:
         runner = prepare(args.recording, cfg, fills=args.fills, speed=speed, quiet=False)
     except ReplayError as exc:

@@ -181,6 +181,13 @@ def _fill_pnl(trades, contract, engine) -> float | None:
     return cash + qty * mark * mult - commission
 
 
+def prepare_process(cfg: RunConfig) -> None:
+    """Logging as configured (ibapi's per-message INFO chatter off) and strategies importable from cwd."""
+    logging.basicConfig(level=cfg.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    logging.getLogger("ibapi").setLevel(logging.WARNING)
+    sys.path.insert(0, str(Path.cwd()))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -205,9 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=cfg.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    logging.getLogger("ibapi").setLevel(logging.WARNING)
-    sys.path.insert(0, str(Path.cwd()))
+    prepare_process(cfg)
     runner = Runner(cfg)
     previous = signal.signal(signal.SIGINT, lambda *_: runner.stop_requested.set())
     try:

@@ -54,7 +54,7 @@ def test_quotes_route_by_request_id_into_self_updating_state(engine):
     aapl, msft = engine.qualify(Stock("AAPL")), engine.qualify(Stock("MSFT"))
     qa, qm = engine.market_data(aapl), engine.market_data(msft)
     assert qa.req_id >= REQUEST_ID_BASE and qa.req_id != qm.req_id
-    wait_until(lambda: qa.quote.bid and qa.quote.ask and qm.quote.bid, what="quotes")
+    wait_until(lambda: qa.quote.mid is not None and qm.quote.mid is not None, what="quotes")
     assert qa.quote.bid < qa.quote.ask and 100 < qa.quote.mid < 400
     assert qm.quote.mid > 300                   # MSFT's stream did not land in AAPL's quote
     assert engine.market_data(aapl) is qa       # one line per instrument, shared

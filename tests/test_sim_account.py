@@ -5,55 +5,23 @@ after a match), or by real orders when the paper broker is present.
 """
 from __future__ import annotations
 
-import datetime as dt
 import importlib
 import json
 from decimal import Decimal
-from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
-import yaml
 from ibapi.account_summary_tags import AccountSummaryTags
 from ibapi.contract import Contract
 from ibapi.message import OUT
 from ibapi.order import Order
 
-from ibframe.sim import SimGateway, handlers
-from ibframe.sim.universe import DEFAULT_UNIVERSE
+from ibframe.sim import handlers
 from ibframe.sim.wire import format_field
 
+from account_kit import AAPL, EURUSD, SPY, fill, sim  # noqa: F401 (sim is a fixture)
 from conftest import FIXTURE_FRAMES, VERSIONS, shared_fixture
 
-AAPL, SPY, EURUSD = 265598, 756733, 12087792
-START = dt.datetime(2026, 11, 18, 10, 0, tzinfo=ZoneInfo("America/New_York")).timestamp()
 ALL_TAGS = AccountSummaryTags.AllTags + ",DayTradesRemainingT+1"
-
-
-def universe_with(tmp_path: Path, *accounts: dict) -> str:
-    raw = yaml.safe_load(DEFAULT_UNIVERSE.read_text())
-    raw["accounts"] = list(accounts)
-    path = tmp_path / "universe.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return str(path)
-
-
-@pytest.fixture
-def sim(make_gateway, tmp_path):
-    def build(*accounts: dict, **options) -> SimGateway:
-        return make_gateway(universe=universe_with(tmp_path, *accounts), start_time=START, seed=5, **options)
-    return build
-
-
-def fill(gw: SimGateway, con_id: int, side: str, quantity: float, price: float | None = None,
-         order_id: int = 1, account: str | None = None) -> float:
-    def run():
-        inst = gw.universe.get(con_id)
-        px = price if price is not None else gw.ledger.mark(inst)
-        fee = gw.ledger.commission_for(inst, quantity, px)
-        return gw.ledger.apply_fill(account or gw.ledger.default_account(), inst, side, quantity, px, fee,
-                                    gw.now(), order_id)
-    return gw.call(run)
 
 
 def summary(client, req_id: int, tags: str = ALL_TAGS) -> dict[tuple[str, str], tuple[str, str]]:

@@ -1,7 +1,6 @@
 """reqMktData and the option calculators of the simulated gateway, through the real ibapi client."""
 from __future__ import annotations
 
-import math
 import time
 from decimal import Decimal
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import logging
 import signal
 import sys

@@ -18,7 +18,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 from zoneinfo import ZoneInfo
