@@ -336,3 +336,11 @@ def test_cli_reports_a_bad_scenario_with_its_line_and_exit_code_2(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 2
     assert f"{path}, line 3: drop_client has no parameter 'client'" in run.stderr
+
+
+def test_the_shipped_example_scenario_parses():
+    from pathlib import Path
+    from ibframe.sim.faults import load_scenario
+    example = Path(__file__).resolve().parents[1] / "config" / "faults.example.yaml"
+    names = [f.name for f in load_scenario(example)]
+    assert names == ["connectivity_lost", "reject_next_orders", "connectivity_lost", "restart"]
