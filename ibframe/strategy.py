@@ -35,6 +35,7 @@ class Strategy:
         self._requests = []
         self._timers = []
         self._keys_by_req: dict[int, str] = {}
+        self._listeners: dict[int, Callable] = {}
         self.running = False
 
     # --- hooks to override ------------------------------------------------------------------------
@@ -117,12 +118,17 @@ class Strategy:
         bars = req.bars
         bars.on_bar_closed.append(lambda _row: self._call(self.on_bar, key, bars))
         self._requests.append(req)
+        self._keys_by_req[req.req_id] = key           # so its errors reach on_error
         return bars
 
     def _track(self, req, key: str, listener: Callable) -> None:
+        """Listen to a request once, however often the strategy asks for it (quote() then greeks())."""
+        if req.req_id in self._keys_by_req:
+            return
         req.listeners.append(listener)
         self._requests.append(req)
         self._keys_by_req[req.req_id] = key
+        self._listeners[req.req_id] = listener
 
     # --- orders -------------------------------------------------------------------------------------
     def place(self, instrument: str | Contract, order: Order) -> Trade:
@@ -191,7 +197,11 @@ class Strategy:
         self._call(self.on_stop)
         self.running = False
         for req in self._requests:
-            self.engine._cancel(req)
+            mine = self._listeners.get(req.req_id)
+            if mine in req.listeners:
+                req.listeners.remove(mine)
+            if not req.listeners:                  # a line shared with another strategy stays open for it
+                self.engine._cancel(req)
 
     def _order_status(self, trade: Trade) -> None:
         if trade.strategy == self.name:

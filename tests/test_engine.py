@@ -199,3 +199,35 @@ def test_order_ids_never_reused_across_engine_restarts(make_gateway, tmp_path):
             used.append(eng.on_dispatch(lambda: eng.orders.place(aapl, limit("BUY", 1, 1.00), "t")).order_id)
         eng.stop()
     assert len(used) == len(set(used)) == 6
+
+
+class QuoteTwice(Strategy):
+    def on_start(self):
+        self.calls = 0
+        self.quote("AAPL")
+        self.quote("AAPL")                     # asking again must not double the callbacks
+
+    def on_quote(self, instrument, quote):
+        self.calls += 1
+
+
+def test_asking_twice_for_a_stream_does_not_double_callbacks(engine):
+    s = QuoteTwice(engine, "twice", {}, {"AAPL": engine.qualify(Stock("AAPL"))})
+    engine.on_dispatch(s._start)
+    wait_until(lambda: s.calls >= 3, what="quotes")
+    req = engine._quotes[s.instruments["AAPL"].conId]
+    assert len(req.listeners) == 1
+    engine.on_dispatch(s._stop)
+
+
+def test_stopping_one_strategy_keeps_a_shared_line_for_another(engine):
+    aapl = engine.qualify(Stock("AAPL"))
+    first = QuoteTwice(engine, "first", {}, {"AAPL": aapl})
+    second = QuoteTwice(engine, "second", {}, {"AAPL": aapl})
+    engine.on_dispatch(first._start)
+    engine.on_dispatch(second._start)
+    engine.on_dispatch(first._stop)
+    seen = second.calls
+    wait_until(lambda: second.calls > seen + 2, what="the second strategy's quotes to keep coming")
+    engine.on_dispatch(second._stop)
+    assert aapl.conId not in engine._quotes           # the last one out closes the line
