@@ -30,7 +30,6 @@ from .dispatch import Dispatcher
 
 log = logging.getLogger("ibframe.connection")
 
-LIVE_PORTS = (7496, 4001)
 RECV_SIZE = 262144
 MAX_QUEUED_BATCHES = 16              # at most 16 recvs (4 MiB of frames) wait for the dispatch thread
 
@@ -124,7 +123,6 @@ class IBConnection(EClient):
         self._reader: threading.Thread | None = None
         self.frames_received = 0
         self.bad_frames = 0
-        self.on_disconnected = None          # set by the engine: called on the dispatch thread
         self.recorder = None                 # an ibframe.record.Recorder taps every frame in and message out
         self._fast: FastDecoder | None = None   # the hot market-data messages; ibapi's Decoder does the rest
         self._room = threading.Semaphore(MAX_QUEUED_BATCHES)   # batches the reader may still queue

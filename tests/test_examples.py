@@ -19,3 +19,25 @@ def test_example_runs_and_reports(name, tmp_path):
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "== " in proc.stdout and "orders" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_ctrl_c_stops_cleanly_with_exit_0(tmp_path):
+    import signal
+    import time
+    cfg = (ROOT / "config" / "ma_cross.yaml").read_text().replace("duration: 60s", "duration: 10m")
+    path = tmp_path / "ma.yaml"
+    path.write_text(cfg + f"state_dir: {tmp_path}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "ibframe.run", str(path)], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    started = False
+    lines = []
+    while time.monotonic() < deadline and not started:     # wait for the strategy to start
+        line = proc.stderr.readline()
+        lines.append(line)
+        started = "strategy ma-cross started" in line
+    assert started, "".join(lines)[-2000:]
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    assert "== ma-cross:" in out and "Traceback" not in err

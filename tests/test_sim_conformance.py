@@ -14,11 +14,11 @@ import threading
 import pytest
 from ibapi.contract import Contract
 from ibapi.decoder import Decoder
-from ibapi.message import IN, OUT
+from ibapi.message import IN
 from ibapi.order import Order
 
 from conftest import FIXTURE_FRAMES, RecordingClient, RecordingWrapper, shared_fixture
-from ibframe.sim import SimConfig, SimGateway, handlers
+from ibframe.sim import SimConfig, SimGateway
 from ibframe.sim.hours import start_time
 from ibframe.sim.wire import encode_message
 
@@ -67,8 +67,8 @@ def wire_fields(message: tuple) -> list[bytes]:
 
 @pytest.fixture(scope="module")
 def sim_frames():
-    """Everything a version-176 simulator sends to one client that connects and asks for
-    EUR.USD contract details and (when the tick-by-tick module serves it) BidAsk ticks."""
+    """Everything a version-176 simulator sends to one client that connects, asks for EUR.USD contract
+    details and BidAsk ticks, trades EUR.USD and asks for positions and an account summary."""
     gw = SimGateway(SimConfig(port=0, seed=3, step_seconds=0.05, max_server_version=VERSION,
                               start_time=start_time("open"))).start()
     sent: list[tuple] = []
@@ -87,15 +87,8 @@ def sim_frames():
             setattr(query, key, value)
         client.reqContractDetails(10000, query)
         client.wait("contractDetailsEnd")
-        tick_note = None
-        if OUT.REQ_TICK_BY_TICK_DATA in handlers.HANDLERS:
-            client.reqTickByTickData(10002, query, "BidAsk", 0, False)
-            try:
-                client.wait("tickByTickBidAsk", timeout=5)
-            except AssertionError:
-                tick_note = "no BidAsk tick arrived within 5 s (EUR.USD closed at the simulated time?)"
-        else:
-            tick_note = "the tick-by-tick module does not serve reqTickByTickData yet"
+        client.reqTickByTickData(10002, query, "BidAsk", 0, False)     # FX trades at the 'open' start time
+        client.wait("tickByTickBidAsk", timeout=5)
         order = Order()
         order.action, order.totalQuantity, order.orderType = "BUY", 20000, "MKT"
         order_id = client.all("nextValidId")[-1][0]
@@ -108,7 +101,7 @@ def sim_frames():
         client.wait("accountSummaryEnd")
         with lock:
             captured = list(sent)
-        yield captured, tick_note
+        yield captured
     finally:
         client.close()
         gw.stop()
@@ -146,9 +139,7 @@ def test_real_frame_decodes(name):
 def test_simulator_frame_matches_real(name, sim_frames):
     frame = _frame(name)
     real = frame["fields"]
-    frames, tick_note = sim_frames
-    if frame["msg_id"] == IN.TICK_BY_TICK and tick_note:
-        pytest.skip(tick_note)
+    frames = sim_frames
     mine = _pick(frames, real)
     assert mine is not None, f"the simulator sent no message {frame['msg_id']} of the kind of {name}"
     ours = wire_fields(mine)

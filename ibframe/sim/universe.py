@@ -211,7 +211,7 @@ def _matches(inst: Instrument, q: ContractQuery) -> bool:
         expiry = q.expiry.split(" ")[0].split("-")[0]
         if not (inst.expiry.startswith(expiry) or inst.contract_month == expiry):
             return False
-    if q.strike and q.strike != float(2**63 - 1) and q.strike < 1e300 and abs(q.strike - inst.strike) > 1e-9:
+    if q.strike and q.strike < 1e300 and abs(q.strike - inst.strike) > 1e-9:     # 0 and UNSET_DOUBLE: any strike
         return False
     if q.right and q.right[:1].upper() != inst.right and q.right not in ("?", "0"):
         return False
