@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test sim run bench clean
+.PHONY: install test fuzz sim run bench clean
 
 install: $(STAMP)
 
@@ -14,8 +14,14 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# three workers on two cores: most tests wait on sockets and simulated markets, not on the CPU
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 3 --dist worksteal
+
+# the fuzz tests at full size: 1,000,000 mutated frames into the client, 10,000 mutated configs, garbage
+# connections into the simulator (the suite runs the same tests with fewer cases)
+fuzz: install
+	IBFRAME_FUZZ=full $(BIN)/python -m pytest -q -n 3 --dist worksteal tests/test_frame_fuzz.py tests/test_sim_fuzz.py tests/test_config_fuzz.py
 
 sim: install
 	$(BIN)/python -m ibframe.sim

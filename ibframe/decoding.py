@@ -15,6 +15,8 @@ UTF-8 with backslashreplace), every field is read before the first callback, and
 cannot be read (too few fields, a bad number) is given back — `decode()` returns False — so the
 caller hands it to ibapi's Decoder, which then does exactly what it always does with it.
 tests/test_fast_decode.py checks both against each other on generated frames and server versions.
+A TICK_PRICE that carries a size still becomes tickPrice then tickSize, as with ibapi; the Router
+pairs the two into one Quote update (router.py), so both decode paths give strategies the same view.
 
 Must never: decode any other message, call the wrapper for a frame it then gives back, or keep
 state between frames other than a bounded cache of immutable Decimal sizes.

@@ -70,6 +70,8 @@ FORMAT = "ibframe-recording"
 FORMAT_VERSION = 1
 EVENT_TYPES = ("in", "out", "mark", "end")
 ORDER_MESSAGES = frozenset({OUT.PLACE_ORDER, OUT.CANCEL_ORDER, OUT.REQ_GLOBAL_CANCEL})
+START_API = OUT.START_API   # sent once per socket: a session that reconnected recorded one per socket, while the
+                            # replay's one connection sends one, so only the first one counts as a request
 HEADER_WAIT = 1.0          # seconds the header may wait for managedAccounts before it is written without
 
 
@@ -345,6 +347,7 @@ class Event:
         return self.type == "out" and self.msg_id in ORDER_MESSAGES
 
 
+
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     """(line number, text) of every complete line; RecordingError where the file is damaged."""
     number = 0
@@ -442,6 +445,7 @@ class Recording:
         self.complete = False                 # has the recorder's closing 'end' line
         self.end_time: float | None = None
         self.last_frame_line = 0              # the last 'in' line (requests after it were made while stopping)
+        self.marks: set[str] = set()          # the names of the live run's marks ("started", "leftovers", …)
         lines = _lines(self.path)
         try:
             first = next(lines, None)
@@ -460,7 +464,12 @@ class Recording:
                     self.frames_in += 1
                     self.last_frame_line = event.line
                 elif event.type == "out":
-                    (self.orders if event.is_order else self.requests).append(event)
+                    if event.is_order:
+                        self.orders.append(event)
+                    elif event.msg_id != START_API or not any(r.msg_id == START_API for r in self.requests[:1]):
+                        self.requests.append(event)
+                elif event.type == "mark":
+                    self.marks.add(event.name)
                 elif event.type == "end":
                     self.complete = True
         except RecordingError as exc:

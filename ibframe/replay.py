@@ -58,6 +58,7 @@ import queue
 import signal
 import sys
 import threading
+import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -77,7 +78,8 @@ from .connection import ConnectError, IBConnection
 from .dispatch import Dispatcher, VirtualClock
 from .engine import Engine
 from .ids import OrderIds
-from .record import ORDER_MESSAGES, Event, Recording, RecordingError, event_to_payload, payload_to_event
+from .journal import JournalConfig
+from .record import ORDER_MESSAGES, START_API, Event, Recording, RecordingError, event_to_payload, payload_to_event
 from .run import Runner, RunError, prepare_process
 from .strategy import Strategy
 
@@ -121,6 +123,7 @@ class Sent:
     def is_order(self) -> bool:
         return self.msg_id in ORDER_MESSAGES
 
+
     def __str__(self) -> str:
         return ",".join(self.fields) if self.fields is not None else f"<{len(self.payload)} bytes>"
 
@@ -153,6 +156,9 @@ class Feeder:
         self.router = None
         self.sent: list[Sent] = []
         self.sent_requests = 0
+        self.mark_handlers: dict[str, Callable[[], None]] = {}   # recorded mark name -> what the replay does there
+        self.api_started = False             # the replay sent START_API (its one connection)
+        self.api_line_seen = False           # the recording's first START_API line was taken
         self.forced = 0
         self.out_index = 0
         self.injected: deque[tuple[bytes, str]] = deque()
@@ -172,7 +178,9 @@ class Feeder:
     def on_sent(self, sent: Sent) -> None:
         with self._cond:
             self.sent.append(sent)
-            if not sent.is_order:
+            counts = not sent.is_order and not (sent.msg_id == START_API and self.api_started)
+            self.api_started |= sent.msg_id == START_API
+            if counts:
                 self.sent_requests += 1
                 if self._parked:
                     self.dispatcher.queue.put(_WAKE)
@@ -242,7 +250,7 @@ class Feeder:
                 return (self._deliver_synthetic, self.injected.popleft())
             phase, sent = self.phase, self.sent_requests
             ev = self._peek()
-            if ev is not None and ev.type == "out" and (ev.is_order or sent + self.forced > self.out_index):
+            if ev is not None and ev.type == "out" and (not self._gates(ev) or sent + self.forced > self.out_index):
                 self._take()                        # already sent by the replay (orders never gate)
                 continue
             horizon = ev.time if ev is not None else self.clock.now()
@@ -264,6 +272,10 @@ class Feeder:
                 self._take()
                 self.clock.advance(ev.time)
                 return (self._deliver, (ev,))
+            elif ev.type == "mark" and ev.name in self.mark_handlers:
+                self._take()                        # the live run lost / regained its socket here
+                self.clock.advance(ev.time)
+                return (self.mark_handlers[ev.name], ())
             elif ev.type in ("mark", "end"):
                 if ev.type == "mark" and ev.name == "stop" and phase != "drain":
                     item = self._park(q, "stop", None, phase, sent)     # the live run stopped its strategies here
@@ -327,11 +339,17 @@ class Feeder:
                 self._exhausted = True
         return self._peeked
 
+    def _gates(self, ev: Event) -> bool:
+        """An out line the replay must have sent before later frames: not an order, not a reconnect's START_API."""
+        return not ev.is_order and not (ev.msg_id == START_API and self.api_line_seen)
+
     def _take(self) -> Event:
         ev, self._peeked = self._peeked, None
         self.last_line = ev.line
-        if ev.type == "out" and not ev.is_order:
+        if ev.type == "out" and self._gates(ev):
             self.out_index += 1
+        if ev.type == "out" and ev.msg_id == START_API:
+            self.api_line_seen = True
         return ev
 
     def _ended_early(self) -> None:
@@ -540,10 +558,10 @@ class PaperFills:
                 self._check(w, at_placement=False)
 
     def _quote(self, w: _Working) -> tuple[float | None, float | None]:
-        req = self.engine._quotes.get(getattr(w.contract, "conId", 0))
-        if req is None or req.quote is None:
+        quote = self.engine.live_quote(getattr(w.contract, "conId", 0))
+        if quote is None:
             return None, None
-        return req.quote.bid, req.quote.ask
+        return quote.bid, quote.ask
 
     def _check(self, w: _Working, at_placement: bool) -> None:
         bid, ask = self._quote(w)
@@ -716,17 +734,34 @@ class ReplayResult:
 class ReplayRunner(Runner):
     """The live Runner with a recording for a gateway: same setup, same requests, same stop."""
 
+    live = False                   # rails as live (risk layer, journal in a temporary folder); no kill file or signal
+
     def __init__(self, cfg: RunConfig, recording: Recording, fills: str = "recorded", speed: float | None = None,
                  quiet: bool = True):
         if fills not in ("recorded", "simulated"):
             raise ValueError(f"fills must be 'recorded' or 'simulated', got {fills!r}")
-        super().__init__(dataclasses.replace(cfg, record=None))
+        # the journal makes the same requests as live (its reqExecutions reconcile), into a throwaway file
+        self.journal_dir = tempfile.TemporaryDirectory(prefix="ibframe-replay-")
+        journal = cfg.journal or JournalConfig()
+        if journal.enabled:
+            journal = dataclasses.replace(journal, path=str(Path(self.journal_dir.name) / "journal.sqlite"))
+        super().__init__(dataclasses.replace(cfg, record=None, journal=journal))
         self.recording = recording
         self.fills_mode = fills
         self.speed = speed
         self.quiet = quiet
         self.feeder: Feeder | None = None
         self.fills: PaperFills | None = None
+
+    def connect_replay(self, supervisor) -> None:
+        """The recorded socket losses and reconnects drive the supervisor: the same resubscriptions and
+        reconciliation requests go out at the same points of the session as they did live."""
+        self.feeder.mark_handlers.update({"connection_lost": supervisor.socket_lost,
+                                          "reconnected": supervisor.reconnected})
+
+    def leftover_check_due(self) -> bool:
+        """Only where the live run made it (its requests are in the recording)."""
+        return "leftovers" in self.recording.marks
 
     def start_gateway(self) -> GatewayConfig:
         h = self.recording.header
@@ -773,7 +808,8 @@ class ReplayRunner(Runner):
         result = ReplayResult(rec, self.strategies, self.engine, list(f.sent), f.delivered, f.skipped,
                               f.synthesized, rec.damage, list(f.problems), list(f.divergences))
         recorded = rec.requests
-        replayed = [s for s in f.sent if not s.is_order]
+        replayed = [s for i, s in enumerate(f.sent) if not s.is_order and not
+                    (s.msg_id == START_API and any(p.msg_id == START_API for p in f.sent[:i]))]
         for i, (r, s) in enumerate(zip(recorded, replayed), 1):
             want = r.fields if r.fields is not None else (list(r.raw) if r.raw is not None else None)
             got = s.fields if r.fields is not None else list(s.payload)

@@ -1,12 +1,34 @@
 """Moving-average cross on bars: long when the fast average is above the slow one, flat otherwise."""
 from __future__ import annotations
 
+from pydantic import Field, ValidationInfo, field_validator
+
 from ibframe import Strategy
 from ibframe.indicators import sma
+from ibframe.params import BarSize, HistoryDuration, StrategyParams
 
 
 class MovingAverageCross(Strategy):
     """params: fast, slow (bars), quantity, bar_size, duration, allow_short."""
+
+    class Params(StrategyParams):
+        fast: int = Field(10, ge=1, le=10_000, description="a whole number of bars from 1, shorter than slow")
+        slow: int = Field(30, ge=2, le=10_000, description="a whole number of bars from 2, longer than fast")
+        quantity: float = Field(100, gt=0, le=1e9, description="a positive number of shares to hold when long "
+                                                               "(a size: it is never negative; selling short "
+                                                               "needs allow_short: true)")
+        bar_size: BarSize = "5 secs"
+        duration: HistoryDuration = "3600 S"
+        allow_short: bool = Field(False, description="true or false (true: hold -quantity when bearish)")
+
+        @field_validator("slow")
+        @classmethod
+        def _slow_after_fast(cls, slow: int, info: ValidationInfo) -> int:
+            fast = info.data.get("fast")
+            if fast is not None and fast >= slow:
+                raise ValueError(f"{slow} must be longer than fast ({fast}): the cross compares a short average "
+                                 f"with a long one")
+            return slow
 
     def on_start(self) -> None:
         p = self.params

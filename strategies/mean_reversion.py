@@ -1,12 +1,25 @@
 """RSI + Bollinger mean reversion: buy a stretched dip, sell back at the middle band."""
 from __future__ import annotations
 
+from pydantic import Field
+
 from ibframe import Strategy
 from ibframe.indicators import bollinger, rsi
+from ibframe.params import BarSize, HistoryDuration, StrategyParams
 
 
 class MeanReversion(Strategy):
-    """params: period, k (band width in std devs), rsi_period, oversold, quantity, bar_size."""
+    """params: period, k (band width in std devs), rsi_period, oversold, quantity, bar_size. Long only."""
+
+    class Params(StrategyParams):
+        period: int = Field(20, ge=2, le=10_000, description="a whole number of bars from 2 (the bands' window)")
+        k: float = Field(2.0, gt=0, le=10, description="a band width in standard deviations, above 0 up to 10")
+        rsi_period: int = Field(14, ge=2, le=10_000, description="a whole number of bars from 2")
+        oversold: float = Field(30, gt=0, lt=100, description="an RSI level between 0 and 100, e.g. 30")
+        quantity: float = Field(100, gt=0, le=1e9, description="a positive number of shares to buy (the "
+                                                               "strategy is long only)")
+        bar_size: BarSize = "5 secs"
+        duration: HistoryDuration = "3600 S"
 
     def on_start(self) -> None:
         p = self.params

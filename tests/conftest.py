@@ -11,6 +11,7 @@ import itertools
 import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,11 +19,45 @@ from ibapi.client import EClient
 from ibapi.wrapper import EWrapper
 
 from ibframe.sim import SimConfig, SimGateway
+from ibframe.sim.hours import start_time
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FIXTURE_FRAMES = SHARED / "fixtures" / "real-tws-v176" / "frames.jsonl"
 
 VERSIONS = (176, 178, 200)     # negotiated versions the simulator claims to serve
+
+# Every simulator in the suite starts at a pinned instant unless a test names its own: a test passes
+# at any hour, any day. Wednesday 2026-11-18 11:30 New York is inside a regular session.
+MIDDAY = start_time("2026-11-18 11:30")
+
+
+@dataclass(frozen=True)
+class Instant:
+    """A pinned simulator start and what a real TWS shows then for a US stock (New York times)."""
+    name: str
+    start: float
+    liquid: bool                 # regular hours: market orders work
+    extended: bool               # trading hours (04:00-20:00 on exchange days): outsideRth limits work
+    last_trade_minute: float     # start of the last 1-min bar that traded, when closed (else the start's minute)
+    last_rth_minute: float       # the same for useRTH=1
+    fx: bool = True              # EUR.USD trades (IDEALPRO: Sunday 17:15 to Friday 17:00, no holidays)
+
+
+# Clock-sensitive tests run at each: pre-market, the open, midday, after the close, a Saturday and a
+# holiday (Thanksgiving; the Wednesday before is a full session).
+INSTANTS = (
+    Instant("premarket", start_time("2026-11-18 07:00"), False, True,
+            start_time("2026-11-18 07:00"), start_time("2026-11-17 15:59")),
+    Instant("open", start_time("2026-11-18 09:30"), True, True,
+            start_time("2026-11-18 09:30"), start_time("2026-11-18 09:30")),
+    Instant("midday", MIDDAY, True, True, MIDDAY, MIDDAY),
+    Instant("after_close", start_time("2026-11-18 20:45"), False, False,
+            start_time("2026-11-18 19:59"), start_time("2026-11-18 15:59")),
+    Instant("saturday", start_time("2026-11-21 12:00"), False, False,
+            start_time("2026-11-20 19:59"), start_time("2026-11-20 15:59"), fx=False),
+    Instant("holiday", start_time("2026-11-26 11:30"), False, False,
+            start_time("2026-11-25 19:59"), start_time("2026-11-25 15:59")),
+)
 
 
 def shared_fixture(path: Path) -> Path:
@@ -123,10 +158,16 @@ class RecordingClient(EClient):
             self.thread.join(5)
 
 
+@pytest.fixture(params=INSTANTS, ids=lambda i: i.name)
+def instant(request) -> Instant:
+    """Run the test once at each of INSTANTS (start a gateway with `start_time=instant.start`)."""
+    return request.param
+
+
 @pytest.fixture(scope="session")
 def gateway():
-    """One simulated gateway for the whole run (seed 7, fast 50 ms market steps)."""
-    gw = SimGateway(SimConfig(port=0, seed=7, step_seconds=0.05)).start()
+    """One simulated gateway for the whole run (seed 7, fast 50 ms market steps, clock pinned at MIDDAY)."""
+    gw = SimGateway(SimConfig(port=0, seed=7, step_seconds=0.05, start_time=MIDDAY)).start()
     yield gw
     gw.stop()
 
@@ -139,6 +180,7 @@ def make_gateway():
     def build(**options) -> SimGateway:
         options.setdefault("port", 0)
         options.setdefault("step_seconds", 0.05)
+        options.setdefault("start_time", MIDDAY)
         gw = SimGateway(SimConfig(**options)).start()
         made.append(gw)
         return gw
@@ -173,3 +215,13 @@ def versioned_client(request, make_gateway, connect) -> RecordingClient:
     c = connect(gw)
     assert c.serverVersion() == request.param
     return c
+
+
+def wait_until(predicate, timeout: float = 15.0, what: str = "condition") -> None:
+    """Poll `predicate` until it holds; AssertionError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")

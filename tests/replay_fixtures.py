@@ -20,6 +20,8 @@ import pytest
 
 from ibframe.config import GatewayConfig, RunConfig, StrategyConfig
 from ibframe.contracts import from_mapping
+from ibframe.journal import JournalConfig
+from ibframe.risk.config import RiskConfig
 from ibframe.run import Runner
 from ibframe.strategy import Strategy
 
@@ -92,6 +94,15 @@ def session_config(class_path: str, instruments: dict, params: dict | None = Non
                      gateway=gateway or GatewayConfig(), state_dir=state_dir)
 
 
+def without_rail_requests(cfg: RunConfig) -> RunConfig:
+    """The config of a hand-written recording: it models a session whose rails ask TWS nothing (no journal
+    reconcile, no account summary for the margin monitor and PDT guard), so its request ids start at the
+    strategy's own requests. The pre-trade rules stay on."""
+    cfg.journal = JournalConfig(enabled=False)
+    cfg.risk = RiskConfig.from_mapping({"margin": {"enabled": False}, "pdt": {"enabled": False}})
+    return cfg
+
+
 def record_live(gateway, cfg: RunConfig, path: Path, until, timeout: float = 20.0, client_id: int = 77) -> Runner:
     """Run `cfg` live against `gateway`, recording to `path`, until `until(strategy)`; returns the stopped runner."""
     cfg.gateway = GatewayConfig("tws", "127.0.0.1", gateway.port, client_id)
@@ -119,8 +130,13 @@ def buy_on_nth_config(tmp: Path, n: int = 4, timer: float | None = 0.25) -> RunC
 
 
 def session_done(s: BuyOnNthQuote) -> bool:
-    """Both orders placed and six timer beats (about 1.5 s of market) seen."""
-    return len(getattr(s, "decisions", ())) >= 2 and len(getattr(s, "timer_times", ())) >= 6
+    """Both orders placed, six timer beats (about 1.5 s of market) seen, and a bid at or above the resting
+    sell's limit recorded after it (so a replay with simulated fills can fill it from the recorded market)."""
+    decisions = list(getattr(s, "decisions", ()))
+    if len(decisions) < 2 or len(getattr(s, "timer_times", ())) < 6:
+        return False
+    sell = decisions[1]
+    return any(bid is not None and bid >= sell.price for _, bid, _ in s.quotes[sell.quote_no:])
 
 
 @dataclass(slots=True)

@@ -232,3 +232,21 @@ def test_realtime_five_second_daily_and_weekly():
     weekly = Bars("1 week")
     weekly.on_realtime_bar(t, 1, 1, 1, 1, Decimal(1), Decimal(1), 1)
     assert len(weekly) == 0 and weekly.ignored == 1
+
+
+def test_sim_bars_sit_on_their_boundaries():
+    """The simulator dates a bar at its bucket's start, or at the minute a session opened inside it."""
+    from ibframe.sim.bars import BAR_SIZES, Units, align, bar_ids, reduce
+
+    open_930 = int(pd.Timestamp("2026-11-18 09:30", tz=NY).timestamp())
+    t = np.arange(open_930, open_930 + 3 * 3600, 7, dtype=np.int64) + 3     # units off every boundary
+    units = Units.make(t, 7, np.ones(len(t)), np.ones(len(t)), np.ones(len(t)), np.ones(len(t)))
+    for name in ("5 secs", "1 min", "15 mins", "1 hour", "4 hours"):
+        bar = BAR_SIZES[name]
+        rows, ids = reduce(units, bar_ids(units, bar))
+        got = align(rows, ids, bar).t
+        if bar.seconds < 3600:
+            assert (got % bar.seconds == 0).all(), name
+        else:                                   # the first bar starts at the open, later ones on the grid
+            assert got[0] == open_930 and all((pd.Timestamp(x, unit="s", tz=NY).minute == 0) for x in got[1:]), name
+        assert (np.diff(got) > 0).all() and (got <= rows.t).all(), name

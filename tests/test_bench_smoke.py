@@ -1,4 +1,4 @@
-"""`python -m ibframe.bench --quick` runs every case to the end: the table prints and every run verified.
+"""`python -m ibframe.bench --quick --case NAME` runs each case to the end: its row prints and every run verified.
 
 A smoke test only: the benchmark's numbers are not checked (no timing assertion belongs in the test
 suite); what is checked is that each case ran in its processes, that every burst, round trip, book,
@@ -13,26 +13,29 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ibframe.bench import CASES
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_quick_bench_prints_one_table_and_every_case_verified_its_counts(tmp_path):
+@pytest.mark.parametrize("name", CASES)
+def test_each_quick_case_prints_its_table_row_and_verified_its_counts(tmp_path, name):
+    """One case per test (each in its own processes, so the suite's workers share them out), one run per part."""
     report = tmp_path / "bench.json"
-    done = subprocess.run([sys.executable, "-m", "ibframe.bench", "--quick", "--json", str(report)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=240)
+    done = subprocess.run([sys.executable, "-m", "ibframe.bench", "--quick", "--repeat", "1", "--case", name,
+                           "--json", str(report)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr[-4000:]}"
     table = done.stdout
     assert "median" in table and "min" in table and "max" in table
-    for number, name in enumerate(CASES, 1):
-        title = importlib.import_module(f"ibframe.bench.{name}").TITLE
-        assert f"{number:<3}{title}" in table
+    title = importlib.import_module(f"ibframe.bench.{name}").TITLE
+    assert f"{1:<3}{title}" in table
     assert "FAILED" not in table and "failed run" not in table
 
     data = json.loads(report.read_text())
     assert data["quick"] is True and data["machine"]["nproc"] >= 1 and data["machine"]["python"]
-    assert [case["name"] for case in data["cases"]] == list(CASES)
+    assert [case["name"] for case in data["cases"]] == [name]
     for case in data["cases"]:
         assert case["rows"] and case["failures"] == [], case
         for row in case["rows"]:

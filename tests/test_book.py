@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from math import isfinite
 
 import pytest
 from hypothesis import given, settings
@@ -195,3 +196,52 @@ def test_imbalance_total_size_hooks_and_frame():
     assert frame["position"].tolist() == [0, 1, 2, 0]
     assert frame["market_maker"].tolist() == ["MM1", "MM2", "MM3", "MM4"]
     assert str(frame["price"].dtype) == "float64"
+
+
+# --- hostile values: NaN, inf, negative and huge never corrupt the book -----------------------------------
+
+HOSTILE = st.one_of(PRICE, st.sampled_from([float("nan"), float("inf"), float("-inf"), -1.0, 1e308, 0.0]))
+
+
+def assert_book_invariants(book: OrderBook) -> None:
+    """The rows and the sorted price index describe the same book, and each side is in price order."""
+    for side in (ASK, BID):
+        rows = book.rows[side]
+        assert len(rows) <= book.num_rows
+        assert all(isfinite(r.price) and isfinite(r.size) and r.size >= 0 for r in rows)
+        levels: dict[float, list] = {}
+        for r in rows:
+            level = levels.setdefault(r.price, [0.0, 0])
+            level[0] += r.size
+            level[1] += 1
+        view = book.levels_view[side]
+        assert set(view) == set(levels)
+        for price, (size, count) in levels.items():
+            assert view[price][1] == count and view[price][0] == pytest.approx(size)
+    assert book.best_bid == (max(book.levels_view[BID]) if book.levels_view[BID] else None)
+    assert book.best_ask == (min(book.levels_view[ASK]) if book.levels_view[ASK] else None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 5), st.lists(st.tuples(st.integers(-1, 6), st.integers(0, 2), st.integers(0, 1),
+                                             HOSTILE, st.one_of(SIZE, HOSTILE)), max_size=80))
+def test_hostile_values_never_enter_and_the_book_stays_consistent_after_every_update(num_rows, ops):
+    book = OrderBook(num_rows)
+    for position, operation, side, price, size in ops:
+        hostile = not (isfinite(price) and isfinite(size)) or size < 0
+        before = book.rejected
+        book.apply(position, operation, side, price, size)
+        if hostile and operation != DELETE and 0 <= position < num_rows:
+            assert book.rejected == before + 1
+        assert_book_invariants(book)
+
+
+def test_a_nan_row_is_refused_and_later_valid_updates_still_apply():
+    book = OrderBook(5)
+    assert book.apply(0, INSERT, BID, 100.0, 10)
+    assert not book.apply(1, INSERT, BID, float("nan"), 10)            # the report's corrupting frame
+    assert not book.apply(0, UPDATE, BID, 100.0, float("inf"))
+    assert book.rejected == 2 and book.best_bid == 100.0
+    assert book.apply(0, DELETE, BID, 0.0, 0)                           # its delete works: nothing half-indexed
+    assert book.best_bid is None and book.levels_view[BID] == {}
+    assert book.apply(0, INSERT, BID, 99.5, 3) and book.best_bid == 99.5

@@ -1,6 +1,7 @@
 """Every example config runs end to end against the embedded simulator and trades."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,8 @@ def test_example_runs_and_reports(name, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "ibframe.run", str(path), "--duration", "12s"],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "== " in proc.stdout and "orders" in proc.stdout and "Traceback" not in proc.stderr
+    assert re.search(r"^== .*: \d+ orders?, \d+ fills?", proc.stdout, re.M), proc.stdout
+    assert "Traceback" not in proc.stderr
 
 
 def test_ctrl_c_stops_cleanly_with_exit_0(tmp_path):

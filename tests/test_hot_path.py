@@ -18,23 +18,25 @@ from ibframe.market.quote import _TICKS, _convert
 
 
 def reference_convert(kind: str, value):
-    """Quote's conversion as it was written before the fast path (the specification)."""
+    """Quote's conversion as it was written before the fast path (the specification), with issue 12's rule:
+    a non-finite number (NaN, an infinity) is "not available" (None) wherever it arrives."""
     if kind == "str":
         return None if value is None else str(value)
     if kind == "rtv":
         return "rtv"
     if kind == "epoch":
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             return None
+        return number if math.isfinite(number) else None
     try:
         if value is None or value == UNSET_DOUBLE or value == UNSET_DECIMAL or value == UNSET_INTEGER:
             return None
         number = float(value)
     except (TypeError, ValueError):
         return None
-    if math.isnan(number):
+    if not math.isfinite(number):
         return None
     if kind == "quote":
         return None if number in (-1.0, 0.0) else number
@@ -146,8 +148,8 @@ def test_tick_ring_unset_values_become_nan_as_before():
     ring.add_bid_ask(1.0, UNSET_DOUBLE, 10.0, UNSET_DECIMAL, Decimal(5))
     row = ring.last("bid_ask")
     assert math.isnan(row["bid"]) and math.isnan(row["bid_size"]) and row["ask"] == 10.0 and row["ask_size"] == 5.0
-    ring.add_midpoint(2.0, None)
-    assert math.isnan(ring.last()["mid"])
+    assert ring.add_midpoint(2.0, None) is False          # a midpoint with no value says nothing: refused, counted
+    assert ring.rejected == 1 and ring.last()["time"] == 1.0
 
 
 PRICE = st.integers(180, 220).map(lambda i: i / 2)

@@ -156,3 +156,35 @@ def test_cme_falls_back_to_xnys_days(monkeypatch):
     )
     liquid = hours.hours_string("cme_index_future", dt.date(2026, 11, 27), 1, liquid=True)
     assert liquid == "20261127:0930-20261127:1300"
+
+
+@pytest.mark.parametrize("kind", hours.KINDS)
+def test_trading_gate_agrees_with_the_calendar_step_by_step(kind):
+    """The live market's cached gate answers exactly as the calendar does, asked in time order over
+    Thanksgiving week (early closes, the holiday, the weekend), every 7 minutes and across each edge."""
+    from ibframe.sim.trading_time import TradingGate
+
+    gate = TradingGate()
+    start = pd.Timestamp("2026-11-22 12:00", tz=NY).timestamp()
+    times = np.arange(start, start + 7 * 86400, 420.0)
+    edges = [t for o, c in hours.sessions(kind, dt.date(2026, 11, 22), dt.date(2026, 11, 29), False)
+             for t in (o.timestamp(), c.timestamp())]
+    times = np.unique(np.concatenate((times, edges, np.array(edges) - 0.25)))
+    expected = hours.rth_mask(kind, times, liquid=False)
+    assert [gate.trading(kind, float(t)) for t in times] == expected.tolist()
+
+
+def test_trading_gate_last_trade_time_and_history_end():
+    from ibframe.sim.trading_time import TradingGate, trading_end
+
+    gate = TradingGate()
+    saturday = pd.Timestamp("2026-11-21 12:00", tz=NY).timestamp()
+    friday_close = pd.Timestamp("2026-11-20 20:00", tz=NY).timestamp()
+    assert gate.last_trade_time("us_equity", saturday) == friday_close
+    midday = pd.Timestamp("2026-11-18 11:30", tz=NY).timestamp()
+    assert gate.last_trade_time("us_equity", midday) == midday
+    pairs = hours.sessions("us_equity", dt.date(2026, 11, 16), dt.date(2026, 11, 21), True)
+    opens = np.array([o.timestamp() for o, _ in pairs])
+    closes = np.array([c.timestamp() for _, c in pairs])
+    assert trading_end(opens, closes, int(saturday)) == pd.Timestamp("2026-11-20 16:00", tz=NY).timestamp()
+    assert trading_end(opens, closes, int(midday)) == int(midday)

@@ -78,3 +78,50 @@ def test_corrupt_id_file_is_a_clear_error(tmp_path):
     path.write_text("garbage")
     with pytest.raises(OrderIdError, match="not an integer"):
         OrderIds(path)
+
+
+def test_the_next_block_is_reserved_ahead_so_the_order_path_waits_for_one_fsync_only(tmp_path):
+    path = tmp_path / "ids.txt"
+    ids = OrderIds(path, block=100)
+    ids.seed(1)
+    issued = []
+    for _ in range(1000):
+        issued.append(ids.take())
+        assert int(path.read_text()) > issued[-1]         # every id handed out is covered by the file
+        ids.wait_ahead()                                  # a disk that keeps up with half a block of orders
+    assert issued == list(range(1, 1001))
+    assert ids.sync_persists == 1 and ids.ahead_persists >= 9   # only the very first order waited for a write
+    after = OrderIds(path)                                # a restart: TWS says 1 again
+    assert after.seed(1) > issued[-1]
+
+
+def test_without_waiting_for_the_background_no_id_is_ever_uncovered(tmp_path):
+    path = tmp_path / "ids.txt"
+    ids = OrderIds(path, block=10)
+    ids.seed(500)
+    for _ in range(2000):                                 # faster than the background writes: the order path
+        value = ids.take()                                # persists itself whenever the reservation is short
+        assert int(path.read_text()) > value
+    ids.wait_ahead()
+    assert OrderIds(path).seed(0) > value
+
+
+def test_a_jump_from_next_valid_id_is_covered_before_the_id_is_issued(tmp_path):
+    path = tmp_path / "ids.txt"
+    ids = OrderIds(path, block=100)
+    ids.seed(1)
+    ids.take()
+    ids.seed(1_000_000)                                   # TWS's nextValidId far above the reservation
+    assert ids.take() == 1_000_000 and int(path.read_text()) > 1_000_000
+
+
+def test_after_close_every_reservation_is_made_on_the_order_path_and_still_covers(tmp_path):
+    path = tmp_path / "ids.txt"
+    ids = OrderIds(path, block=10)
+    ids.seed(1)
+    ids.take()
+    ids.close()                                           # the engine stopped: no background writer any more
+    for _ in range(50):
+        value = ids.take()
+        assert int(path.read_text()) > value
+    assert ids.sync_persists >= 5

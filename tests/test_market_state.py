@@ -170,6 +170,44 @@ def test_mid_spread_and_on_change_only_for_top_changes():
     assert q.updated == T0 + 5 and q.updates == 6
 
 
+def test_price_with_its_size_is_one_update():
+    q = Quote("K")
+    seen = []
+    q.on_change.append(lambda quote: seen.append((quote.bid, quote.bid_size, quote.last, quote.last_size)))
+    q.on_price_size(TT.BID, 99.0, TickAttrib(), TT.BID_SIZE, Decimal(300), T0)
+    q.on_price_size(TT.LAST, 99.5, TickAttrib(), TT.LAST_SIZE, Decimal(200), T0 + 1)
+    q.on_price_size(TT.BID, 99.0, TickAttrib(), TT.BID_SIZE, Decimal(300), T0 + 2)     # nothing changed
+    assert seen == [(99.0, 300.0, None, None), (99.0, 300.0, 99.5, 200.0)]
+    assert q.updates == 6 and q.updated == T0 + 1 and q.prints == 1
+    q.on_price_size(TT.DELAYED_ASK, 100.0, None, TT.DELAYED_ASK_SIZE, UNSET_DECIMAL, T0 + 3)
+    assert q.ask == 100.0 and q.ask_size is None and q.delayed
+
+
+def test_trade_prints_are_counted_once_each():
+    q = Quote("K")
+    q.on_tick_size(TT.LAST_SIZE, Decimal(100), T0)                # no price known yet: not a print
+    assert q.prints == 0 and not q.printed
+    q.on_price_size(TT.LAST, 10.0, None, TT.LAST_SIZE, Decimal(100), T0)
+    assert q.prints == 1 and q.printed
+    q.on_tick_size(TT.LAST_SIZE, Decimal(100), T0)                # TWS's copy of that size
+    assert q.prints == 1 and not q.printed
+    q.on_price_size(TT.LAST, 10.0, None, TT.LAST_SIZE, Decimal(100), T0)    # same price and size: a new print
+    q.on_tick_size(TT.VOLUME, Decimal(5000), T0)
+    q.on_tick_size(TT.LAST_SIZE, Decimal(100), T0)                # still the copy (only volume between)
+    assert q.prints == 2
+    q.on_tick_size(TT.LAST_SIZE, Decimal(300), T0)                # only the size changed: a print
+    q.on_tick_size(TT.LAST_SIZE, Decimal(300), T0)                # and one more like it
+    assert q.prints == 4 and q.printed and (q.last, q.last_size) == (10.0, 300.0)
+    q.on_price_size(TT.LAST, 10.5, None, TT.LAST_SIZE, Decimal(200), T0)
+    q.on_tick_size(TT.LAST_SIZE, Decimal(700), T0)                # a different size right after: a print
+    assert q.prints == 6
+    q.on_tick_price(TT.LAST, 11.0, None, T0)                      # a LAST price alone is not a print…
+    assert q.prints == 6
+    q.on_tick_size(TT.LAST_SIZE, Decimal(700), T0)                # …the size that follows it is
+    assert q.prints == 7 and (q.last, q.last_size) == (11.0, 700.0)
+    assert "prints" in q.snapshot() and not any(k.startswith("_") for k in q.snapshot())
+
+
 def test_snapshot_and_frame():
     q = Quote("AAPL@SMART")
     q.on_tick_price(TT.BID, 99.0, None, T0)
@@ -189,6 +227,7 @@ _BID_TICKS = st.sampled_from([TT.BID, TT.DELAYED_BID])
 _PRICES = st.one_of(st.sampled_from([-1.0, 0.0]), st.floats(0.01, 1e6))
 
 
+@settings(deadline=None)
 @given(st.lists(st.tuples(_BID_TICKS, _PRICES), min_size=1, max_size=40))
 def test_bid_follows_the_last_tick_property(ticks):
     q = Quote("K")
@@ -208,7 +247,7 @@ def test_ring_rejects_bad_capacity_and_kind():
         TickRing(3).to_frame("quotes")
 
 
-@settings(max_examples=60)
+@settings(max_examples=60, deadline=None)     # a loaded CI box can stall one example
 @given(st.integers(1, 12), st.lists(st.floats(0.01, 1e5), max_size=60))
 def test_ring_wraps_keeping_newest_in_order(capacity, prices):
     ring = TickRing(capacity)
@@ -282,3 +321,125 @@ def test_option_computation_none_stays_none_and_frame():
     assert frame["delta"].dtype == np.float64
     with pytest.raises(ValueError):
         g.get("theo")
+
+
+# ---------------------------------------------------------------------------------- invariants (issue 12)
+# Every state object says what breaks its rules (check_invariants, empty when sound) and keeps them under any
+# sequence of updates, hostile values included.
+from ibframe.market import Bars, OrderBook                                       # noqa: E402
+from ibframe.market.book import BID, BookRow                                       # noqa: E402
+from ibframe.market.greeks import OptionComputation                                # noqa: E402
+
+HOSTILE = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(
+    [-1.0, 0.0, -2.0, UNSET_DOUBLE, float("nan"), float("inf"), -float("inf"), 1e308]))
+HOSTILE_SIZE = st.one_of(HOSTILE, st.sampled_from([UNSET_DECIMAL, Decimal("NaN"), Decimal("12.5"), Decimal(-3)]))
+QUOTE_STEPS = st.lists(st.one_of(
+    st.tuples(st.just("price"), st.sampled_from([1, 2, 4, 6, 9, 66, 67, 68, 35, 37, 999]), HOSTILE),
+    st.tuples(st.just("size"), st.sampled_from([0, 3, 5, 8, 36, 69, 71, 999]), HOSTILE_SIZE),
+    st.tuples(st.just("pair"), st.sampled_from([(1, 0), (2, 3), (4, 5)]), st.tuples(HOSTILE, HOSTILE_SIZE)),
+    st.tuples(st.just("generic"), st.sampled_from([23, 24, 46, 49, 54, 999]), HOSTILE),
+    st.tuples(st.just("string"), st.sampled_from([45, 48, 77, 32]),
+              st.sampled_from(["nan;inf;1;2;3;true", "190.5;100;1700000000000;5000;190.2;true", "inf", "x",
+                               ";;;;;", "1e999"]))), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(QUOTE_STEPS)
+def test_a_quote_keeps_its_invariants_after_every_update(steps):
+    q = Quote("X")
+    for kind, tick, value in steps:
+        if kind == "price":
+            q.on_tick_price(tick, value, TickAttrib(), T0)
+        elif kind == "size":
+            q.on_tick_size(tick, value, T0)
+        elif kind == "pair":
+            q.on_price_size(tick[0], value[0], TickAttrib(), tick[1], value[1], T0)
+        elif kind == "generic":
+            q.on_tick_generic(tick, value, T0)
+        else:
+            q.on_tick_string(tick, value, T0)
+        assert q.check_invariants() == []
+
+
+def test_a_crossed_quote_is_flagged_and_a_corrupted_one_is_reported():
+    q = Quote("X")
+    q.on_tick_price(1, 10.0)
+    q.on_tick_price(2, 9.5)
+    assert q.crossed and q.crossings == 1 and q.check_invariants() == []
+    q.on_tick_price(2, 10.5)
+    assert not q.crossed and q.check_invariants() == []
+    q.bid = float("nan")                                  # written past the update path: caught
+    assert any("bid" in p for p in q.check_invariants())
+
+
+BAR = st.tuples(st.integers(0, 40), HOSTILE, HOSTILE, HOSTILE, HOSTILE, HOSTILE, HOSTILE,
+                st.integers(-5, 10 ** 6))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["rt", "update"]), BAR), max_size=40))
+def test_bars_keep_their_invariants_and_count_what_they_refuse(steps):
+    bars = Bars("1 min", tz="UTC")
+    refused = 0
+    for kind, (slot, o, h, lo, c, v, w, n) in steps:
+        before = (len(bars), bars.rejected)
+        if kind == "rt":
+            bars.on_realtime_bar(1_700_000_000 + 5 * slot, o, h, lo, c, v, w, n)
+        else:
+            bar = type("BarData", (), {})()
+            bar.date, bar.open, bar.high, bar.low, bar.close = str(1_700_000_000 + 60 * slot), o, h, lo, c
+            bar.volume, bar.wap, bar.barCount = v, w, n
+            bars.on_update(bar)
+        finite = all(np.isfinite(x) for x in (o, h, lo, c))
+        if not finite or h < max(o, c, lo) or lo > min(o, c, h):
+            assert bars.rejected == before[1] + 1 and len(bars) == before[0]
+            refused += 1
+        assert bars.check_invariants() == []
+    assert bars.rejected >= refused
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([10, 11, 12, 13, 53, 80, 99]), st.lists(HOSTILE, min_size=8, max_size=8),
+                          st.sampled_from([None, 0, 1, "x"])), max_size=20))
+def test_greeks_are_finite_or_none_whatever_arrives(steps):
+    g = OptionGreeks("X")
+    for tick, values, attrib in steps:
+        g.on_option_computation(tick, attrib, *values, T0)
+        assert g.check_invariants() == []
+
+
+def test_greek_sentinels_read_as_none_and_a_corrupted_value_is_reported():
+    g = OptionGreeks("X")
+    g.on_option_computation(13, 0, -1.0, -2.0, -1.0, -1.0, -2.0, -2.0, -2.0, -1.0)
+    assert all(getattr(g.model, name) is None for name in ("implied_vol", "delta", "opt_price", "pv_dividend",
+                                                           "gamma", "vega", "theta", "und_price"))
+    g.on_option_computation(13, 0, UNSET_DOUBLE, float("inf"), 3.2, 0.0, 0.05, 0.1, -0.02, 190.0)
+    assert g.model.implied_vol is None and g.model.delta is None and g.model.opt_price == 3.2
+    g.model = OptionComputation(delta=float("nan"))
+    assert g.check_invariants() == ["model.delta = nan is neither a finite float nor None"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["last", "bid_ask", "mid"]), HOSTILE, HOSTILE, HOSTILE_SIZE), max_size=60))
+def test_a_tick_ring_refuses_non_finite_ticks_and_keeps_its_invariants(steps):
+    ring = TickRing(8)
+    for i, (kind, a, b, size) in enumerate(steps):
+        if kind == "last":
+            ok = ring.add_last(T0 + i, a, size, "X")
+        elif kind == "bid_ask":
+            ok = ring.add_bid_ask(T0 + i, a, b, size, size)
+        else:
+            ok = ring.add_midpoint(T0 + i, a)
+        if not np.isfinite(a):
+            assert not ok
+        assert ring.check_invariants() == []
+
+
+def test_a_corrupted_book_is_reported():
+    book = OrderBook(2)
+    book.apply(0, 0, BID, 10.0, 100)
+    assert book.check_invariants() == []
+    book.rows[BID].append(BookRow(float("nan"), 5.0))
+    book.rows[BID].append(BookRow(9.0, 5.0))
+    problems = book.check_invariants()
+    assert any("more than num_rows" in p for p in problems) and any("nan" in p for p in problems)

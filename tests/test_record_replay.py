@@ -25,7 +25,7 @@ from ibframe.ids import REQUEST_ID_BASE
 from ibframe.record import Recording, RecordingError, event_to_payload, payload_to_event, write_recording
 from ibframe.replay import ReplayError, main as replay_main, parse_speed, replay
 from replay_fixtures import (BUY_ON_NTH, CHECKED_IN, buy_on_nth_config, record_session,  # noqa: F401
-                             recorded_session, replayed_session, session_config)
+                             recorded_session, replayed_session, session_config, without_rail_requests)
 
 ROOT = Path(__file__).resolve().parents[1]
 AAPL = 265598
@@ -56,7 +56,7 @@ def test_recording_is_documented_json_lines_with_a_full_header(replayed_session)
     assert lines[1]["fields"][0] == "71"                         # START_API is the first message out
     frames = [x for x in lines if x["type"] in ("in", "out")]
     assert all(("fields" in x or "raw" in x) and "wall" in x and "mono" in x for x in frames)
-    assert [x["name"] for x in lines if x["type"] == "mark"] == ["started", "stop"]
+    assert [x["name"] for x in lines if x["type"] == "mark"] == ["leftovers", "started", "stop"]
     monos = [x["mono"] for x in lines[1:]]
     assert monos == sorted(monos)
     placed = [x["fields"] for x in lines if x["type"] == "out" and x["fields"][0] == "3"]
@@ -101,10 +101,12 @@ def test_replay_makes_the_live_sessions_decisions_and_sends_its_orders(record_se
     assert [o.payload for o in result.orders] == [event_to_payload(e.data, version) for e in recorded]
     assert result.divergences == [] and result.problems == []
     assert [(f[0], f[1], f[2], f[3]) for f in again.fills] == [(f[0], f[1], f[2], f[3]) for f in live.fills]
-    # timers fire at the recorded times: the same beats, at (virtual) times within a few ms of the live ones
+    # timers fire at the recorded schedule: the same beats, each at its due (virtual) time — never later than the
+    # live one by more than a few ms, and earlier only by the live beat's own lateness (a loaded machine fires a
+    # live timer late; the replay does not), never by a whole beat (0.25 s)
     assert abs(len(again.timer_times) - len(live.timer_times)) <= 1
     for replayed, lived in zip(again.timer_times, live.timer_times):
-        assert abs(replayed - lived) < 0.05
+        assert lived - 0.25 < replayed < lived + 0.05
 
 
 def test_virtual_clock_jumps_to_timers_without_waiting():
@@ -190,11 +192,13 @@ def test_a_hand_written_recording_replays_with_its_broker_answers(tmp_path):
     ]
     path = write_recording(tmp_path / "hand.jsonl", events, server_version=176)
     cfg = session_config(BUY_ON_NTH, {"EURUSD": {"secType": "CASH", "symbol": "EUR", "currency": "USD",
-                                                 "exchange": "IDEALPRO"}}, {"n": 6, "qty": 20000}, name="nth")
+                                                 "exchange": "IDEALPRO"}}, {"n": 4, "qty": 20000}, name="nth")
+    without_rail_requests(cfg)
     result = replay(path, cfg)
     s = result.strategy()
     assert s.instruments["EURUSD"].conId == 12087792
-    assert decisions(s) == [("BUY MKT", 6, 1.0872, 1.0874, None)]     # bid, size, ask, size, bid, ask
+    # a price and the size that came with it are one quote update: bid+size, ask+size, bid+size, ask+size
+    assert decisions(s) == [("BUY MKT", 4, 1.0872, 1.0874, None)]
     (trade,) = s.trades
     assert trade.order_id == 41 and trade.status == "Filled" and trade.avg_fill_price == 1.0874
     assert s.fills[0][:4] == (41, "BOT", 20000.0, 1.0874) and s.fills[0][4] == 102.0
@@ -227,6 +231,7 @@ def test_real_tws_v176_frames_decode_and_route_to_their_state_objects(tmp_path):
     path = write_recording(tmp_path / "real.jsonl", events, server_version=176)
     cfg = session_config("replay_fixtures:TickWatcher", {"EURUSD": {"secType": "CASH", "symbol": "EUR",
                                                                     "currency": "USD", "exchange": "IDEALPRO"}})
+    without_rail_requests(cfg)
     result = replay(path, cfg)
     assert result.problems == [] and result.frames == len([e for e in events if e["type"] == "in"])
     s = result.strategy()
@@ -418,7 +423,7 @@ def test_run_record_flag_writes_a_replayable_session(tmp_path):
     """python -m ibframe.run --record, then python -m ibframe.replay of the file: the same decisions."""
     path = tmp_path / "cli.jsonl.gz"
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'tests'}{os.pathsep}{ROOT}"}
-    done = subprocess.run([sys.executable, "-m", "ibframe.run", str(_yaml(tmp_path, "sim: {seed: 5}\n")),
+    done = subprocess.run([sys.executable, "-m", "ibframe.run", str(_yaml(tmp_path, "sim: {seed: 5, start: \"2026-11-18 11:30\"}\n")),
                            "--duration", "1.5s", "--record", str(path)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -121,6 +121,16 @@ def test_algo_validation_errors(sim):
         assert not c.all("orderStatus", oid)
 
 
+def test_a_modification_cannot_change_the_algo(sim):
+    gw, c = sim
+    place(c, 1, stock(), algo(order("BUY", 100, "LMT", 100.0), "Adaptive", adaptivePriority="Patient"))
+    wait_status(c, 1, "Submitted")
+    place(c, 1, stock(), order("BUY", 100, "LMT", 100.0))               # the same order without its algo
+    assert c.wait_error(1, 440) == "Order modify failed. Algorithm cannot be modified."
+    lo = gw.call(lambda: gw.broker.find(1, 1))
+    assert lo.order.algoStrategy == "Adaptive" and not lo.done            # it keeps working as it was
+
+
 def test_algo_without_window_runs_to_the_close(make_gateway, connect):
     from sim_order_kit import BEFORE_CLOSE
     gw = paused(make_gateway, start=BEFORE_CLOSE)

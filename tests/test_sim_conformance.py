@@ -17,9 +17,8 @@ from ibapi.decoder import Decoder
 from ibapi.message import IN
 from ibapi.order import Order
 
-from conftest import FIXTURE_FRAMES, RecordingClient, RecordingWrapper, shared_fixture
+from conftest import FIXTURE_FRAMES, MIDDAY, RecordingClient, RecordingWrapper, shared_fixture
 from ibframe.sim import SimConfig, SimGateway
-from ibframe.sim.hours import start_time
 from ibframe.sim.wire import encode_message
 
 VERSION = 176
@@ -70,7 +69,7 @@ def sim_frames():
     """Everything a version-176 simulator sends to one client that connects, asks for EUR.USD contract
     details and BidAsk ticks, trades EUR.USD and asks for positions and an account summary."""
     gw = SimGateway(SimConfig(port=0, seed=3, step_seconds=0.05, max_server_version=VERSION,
-                              start_time=start_time("open"))).start()
+                              start_time=MIDDAY)).start()
     sent: list[tuple] = []
     lock = threading.Lock()
 

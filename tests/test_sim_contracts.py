@@ -277,6 +277,14 @@ def test_matching_symbols(client: RecordingClient):
     assert none == []
 
 
+def _expected_spy_expiries(today: dt.date) -> set[str]:
+    """universe.yaml lists SPY with 2 weeklies and 3 monthlies: the next 2 Fridays and the next 3
+    third Fridays after the simulator's date (they may coincide, so the union has 3 to 5 dates)."""
+    fridays = [d for d in (today + dt.timedelta(days=k) for k in range(1, 120)) if d.weekday() == 4]
+    thirds = [d for d in fridays if 15 <= d.day <= 21]
+    return {f"{d:%Y%m%d}" for d in fridays[:2] + thirds[:3]}
+
+
 def test_sec_def_opt_params(gateway, client: RecordingClient):
     sent: list[tuple] = []
 
@@ -296,8 +304,8 @@ def test_sec_def_opt_params(gateway, client: RecordingClient):
         assert (con_id, trading_class, multiplier) == (756733, "SPY", "100")
         assert expirations == params[0][5] and strikes == params[0][6]
     expirations = params[0][5]
-    assert len(expirations) == 5 and all(re.fullmatch(r"\d{8}", e) for e in expirations)
-    assert min(expirations) > f"{sim_date(gateway):%Y%m%d}"
+    assert all(re.fullmatch(r"\d{8}", e) for e in expirations)
+    assert expirations == _expected_spy_expiries(sim_date(gateway))
     # on the wire, expirations and strikes go out sorted (the ibapi callback turns them into sets)
     wire = sent[0]
     n_exp = wire[6]

@@ -24,16 +24,28 @@ def test_connects_at_178_with_accounts(ib):
     assert ib.managedAccounts() == ["DU1234567"]
 
 
-def test_qualify_quotes_and_history(ib):
-    stock = ib_async.Stock("AAPL", "SMART", "USD")
-    (qualified,) = ib.qualifyContracts(stock)
-    assert qualified.conId == 265598 and qualified.primaryExchange == "NASDAQ"
-    ticker = ib.reqMktData(qualified)
-    ib.sleep(0.5)
-    assert 0 < ticker.bid < ticker.ask and ticker.volume > 0
-    bars = ib.reqHistoricalData(qualified, "", "1800 S", "1 min", "TRADES", False)
-    assert len(bars) == 30 and all(b.low <= b.close <= b.high for b in bars)
-    ib.cancelMktData(qualified)
+def test_qualify_quotes_and_history(instant, make_gateway):
+    """At each of conftest.INSTANTS: quotes (the last ones when closed) and the 30 latest 1-min bars that
+    traded, on whole minutes."""
+    gw = make_gateway(seed=7, start_time=instant.start)
+    ib = ib_async.IB()
+    ib.connect("127.0.0.1", gw.port, clientId=78, timeout=10)
+    try:
+        stock = ib_async.Stock("AAPL", "SMART", "USD")
+        (qualified,) = ib.qualifyContracts(stock)
+        assert qualified.conId == 265598 and qualified.primaryExchange == "NASDAQ"
+        ticker = ib.reqMktData(qualified)
+        ib.sleep(0.5)
+        assert 0 < ticker.bid < ticker.ask and ticker.volume > 0
+        bars = ib.reqHistoricalData(qualified, "", "1800 S", "1 min", "TRADES", False, formatDate=2)
+        assert len(bars) == 30 and all(b.low <= b.close <= b.high for b in bars)
+        minutes = [int(b.date.timestamp()) for b in bars]
+        assert all(m % 60 == 0 for m in minutes)
+        if not instant.extended:
+            assert minutes[-1] == instant.last_trade_minute
+        ib.cancelMktData(qualified)
+    finally:
+        ib.disconnect()
 
 
 def test_option_chain_and_greeks(ib):

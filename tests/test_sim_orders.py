@@ -416,3 +416,73 @@ def test_order_frames_match_real_tws_at_176(make_gateway, connect):
         ours = next(f for f in sent if f[0] == msg_id)
         fields = encode_message(ours)[4:].split(b"\0")[:-1]
         assert len(fields) == len(real[msg_id]), (msg_id, [f.decode() for f in fields], real[msg_id])
+
+
+def test_transmit_precaution_and_reference_rejects_and_their_texts(sim):
+    gw, c = sim
+    ask, bid = book(gw, AAPL)["asks"][0][0], book(gw, AAPL)["bids"][0][0]
+    msft_ask = book(gw, MSFT)["asks"][0][0]
+    place(c, 1, stock(), order("BUY", 100, "LMT"))                                 # no limit price
+    assert c.wait_error(1, 107) == "Cannot transmit incomplete order."
+    place(c, 2, stock(), order("BUY", 100, "STP"))                                 # no stop price
+    assert c.wait_error(2, 107) == "Cannot transmit incomplete order."
+    place(c, 3, stock(), order("BUY", 100, "LMT", round(ask * 1.6, 2)))           # 60% through the ask
+    assert c.wait_error(3, 109) == ("Price is out of the range defined by the Percentage setting at order "
+                                    "defaults frame. The order will not be transmitted.")
+    place(c, 4, stock(), order("SELL", 100, "LMT", round(bid * 0.4, 2)))          # 60% through the bid
+    c.wait_error(4, 109)
+    place(c, 5, stock("MSFT"), order("BUY", 100, "LMT", round(msft_ask + 150, 2)))   # 15000 ticks through
+    assert c.wait_error(5, 382) == ("The price specified violates the number of ticks constraint specified in "
+                                    "the default order settings.")
+    place(c, 6, stock(), order("BUY", 10_000_000))
+    assert c.wait_error(6, 383) == ("The size specified violates the size constraint specified in the default "
+                                    "order settings.")
+    place(c, 7, stock(), far_buy(parentId=77))
+    assert c.wait_error(7, 135) == "Can't find order with ID =77"
+    place(c, 8, stock(exchange=""), far_buy())
+    assert c.wait_error(8, 321) == "Error validating request.-'bN' : cause - Missing order exchange"
+    place(c, 9, stock(), far_buy())
+    c.cancelOrder(9, OrderCancel())
+    wait_status(c, 9, "Cancelled")
+    place(c, 10, stock(), order("SELL", 100, "LMT", 300.0, parentId=9))
+    assert c.wait_error(10, 106) == "Can't transmit order ID: 10"
+    place(c, 11, stock(), order("BUY", 100, "LMT", 1.00))                          # passive: never refused
+    wait_status(c, 11, "Submitted")
+    for oid in (1, 2, 3, 4, 5, 6, 7, 8, 10):
+        assert not c.all("orderStatus", oid)          # refused before acceptance: no order exists
+
+
+def test_a_moc_cannot_be_cancelled_inside_the_close_cutoff(make_gateway, connect):
+    from sim_order_kit import eastern
+    gw = paused(make_gateway, start=eastern(2026, 11, 17, 15, 52))
+    c = connect(gw, 1)
+    place(c, 1, stock(), order("BUY", 100, "MOC"))
+    perm = c.wait("openOrder", lambda a: a[0] == 1)[0][2].permId
+    c.cancelOrder(1, OrderCancel())
+    assert c.wait_error(1, 161) == f"Cancel attempted when order is not in a cancellable state. Order permId ={perm}"
+    assert "Cancelled" not in statuses(c, 1)
+    assert gw.call(lambda: gw.broker.find(1, 1).status) == statuses(c, 1)[-1] == "Submitted"   # goes at the close
+
+
+def test_futures_are_not_allowed_for_a_cash_account(make_gateway, connect, tmp_path):
+    from account_kit import universe_with
+    from ibapi.contract import Contract
+    gw = make_gateway(universe=universe_with(tmp_path, {"id": "DU402", "cash": 50_000, "margin": "Cash"}))
+    c = connect(gw, 1)
+    es = Contract()
+    es.symbol, es.secType, es.exchange, es.currency = "ES", "FUT", "CME", "USD"
+    es.lastTradeDateOrContractMonth = gw.call(lambda: next(i.expiry for i in gw.universe.instruments
+                                                           if i.symbol == "ES" and i.sec_type == "FUT"))
+    place(c, 1, es, order("BUY", 1))
+    assert c.wait_error(1, 203).startswith("The security ES") and c.errors(1)[0][2].endswith(
+        "is not available or allowed for this account.")
+    assert not c.all("orderStatus", 1)
+
+
+def test_a_swallowed_place_order_gets_no_answer_at_all(sim):
+    gw, c = sim
+    gw.faults.swallow_next_orders(1)
+    c.placeOrder(1, stock(), far_buy())
+    place(c, 2, stock(), far_buy())                    # answered: everything sent before it was handled
+    assert not c.all("openOrder", 1) and not c.all("orderStatus", 1) and not c.errors(1)
+    assert gw.faults.history[-1].name == "swallow_next_orders"

@@ -115,6 +115,9 @@ def test_cli_exits_2_on_a_corrupt_state_file(tmp_path):
     assert str(path) in run.stderr and "corrupt" in run.stderr
 
 
-def test_a_missing_directory_is_reported_at_startup(tmp_path):
-    with pytest.raises(StateError, match="does not exist"):
-        SimGateway(SimConfig(port=0, state_file=str(tmp_path / "no-such-dir" / "paper.json")))
+def test_a_missing_directory_is_created_and_an_impossible_one_reported_at_startup(tmp_path):
+    SimGateway(SimConfig(port=0, state_file=str(tmp_path / "var" / "paper.json")))     # var/ on a clean clone
+    assert (tmp_path / "var").is_dir()
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(StateError, match="cannot be created"):
+        SimGateway(SimConfig(port=0, state_file=str(tmp_path / "a-file" / "sub" / "paper.json")))

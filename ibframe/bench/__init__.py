@@ -12,6 +12,8 @@ applied) and a run that did not is marked as failed, never averaged in. The case
 4. replay     — recorded frames per second through ibframe.replay at speed max;
 5. memory     — RSS over a long stream on 50 instruments (bounded state, bounded backlog);
 6. historical — a year of 1-minute bars into Bars and out as a DataFrame.
+7. journal_speed — executions per second into the compliance journal and each hook's cost (µs).
+8. risk_gate  — what the pre-trade risk rules add to the tick → order path (all rules on vs off, µs).
 
 Must never: be imported by the framework, or put a timing assertion into the test suite (the smoke
 test runs --quick and checks only that every case ran and verified its counts).
@@ -21,7 +23,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-CASES = ("throughput", "latency", "book", "replay_speed", "memory", "historical")
+CASES = ("throughput", "latency", "book", "replay_speed", "memory", "historical", "journal_speed", "risk_gate",
+         "writer_speed")
 
 
 @dataclass(slots=True)

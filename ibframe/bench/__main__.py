@@ -15,6 +15,7 @@ import platform
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from . import CASES, CaseResult
 
@@ -112,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(run_case(name, args.quick, args.repeat))
     print(table(results, info, args.quick))
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         with open(args.json, "w") as fh:
             json.dump({"machine": info, "quick": args.quick,
                        "cases": [{"name": c.name, "title": c.title, "rows": [r.as_dict() for r in c.rows],

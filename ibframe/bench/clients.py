@@ -187,7 +187,8 @@ def start_engine(server, variant: str, state_dir: str, instruments: int = 8, wat
     """An Engine connected to `server` with a BurstReader subscribed; returns (engine, strategy)."""
     from ..engine import Engine
 
-    engine = Engine("127.0.0.1", server.port, client_id=1, state_dir=state_dir).start()
+    engine = Engine("127.0.0.1", server.port, client_id=1, state_dir=state_dir,
+                    pacing=False).start()      # the bench server has no IB limits (4 tick-by-tick lines)
     subs = plan(variant, instruments)
     contracts = {name: contract(i) for i, (name, _, _) in enumerate(subs)}
     strategy = burst_strategy_class()(engine, "bench", {"plan": subs, "watch": watch}, contracts)

@@ -71,15 +71,20 @@ def write(path: Path, n: int) -> dict:
 def run(part: str, quick: bool) -> dict:
     from ..config import RunConfig, StrategyConfig
     from ..contracts import Forex
+    from ..journal import JournalConfig
+    from ..risk.config import RiskConfig
     from ..replay import prepare
     n = size(quick)
     with tempfile.TemporaryDirectory(prefix="ibframe-bench-replay-") as tmp:
         folder = Path(tmp)
         path = folder / f"burst.{part}"
         counts = write(path, n)
+        # the hand-written session has no rail requests (journal reconcile, account summary): switch them off
         cfg = RunConfig(source="<bench>", state_dir=str(folder / "state"),
                         strategies=[StrategyConfig("ibframe.bench.replay_speed:CountQuotes", "count", {},
-                                                   {"EURUSD": Forex("EUR.USD")})])
+                                                   {"EURUSD": Forex("EUR.USD")})],
+                        journal=JournalConfig(enabled=False),
+                        risk=RiskConfig.from_mapping({"margin": False, "pdt": False}))
         started = time.perf_counter()
         runner = prepare(path, cfg, speed="max")
         try:

@@ -28,6 +28,12 @@ Bar sizes of 5 s or less keep each 5-s bar as-is. Week and month sizes cannot be
 5-s bars without a trading calendar, so real-time bars are ignored (and counted) there.
 A fixed-period bar is reported closed as soon as its last 5-s slice arrives; any other
 bar when the next bar begins.
+
+Bad bars never enter: a bar whose open/high/low/close is not a finite number, whose high is
+below its open, close or low (or low above its open, close or high), whose volume is
+negative (IB's -1 "not available" reads as NaN) or infinite, or whose WAP is infinite, is
+refused and counted in ``rejected`` (a merge of 5-s bars that would overflow likewise).
+``check_invariants()`` lists what breaks these rules or the series' order (empty when fine).
 """
 from __future__ import annotations
 
@@ -111,6 +117,22 @@ def _num(value: Any) -> float:
     return np.nan if number == -1.0 else number
 
 
+def _bar_problem(values: tuple) -> str | None:
+    """Why (open, high, low, close, volume, wap, count) cannot be a bar, or None when it can."""
+    o, h, lo, c, v, w, count = values
+    if not -2 ** 62 < count < 2 ** 62:
+        return f"bar count {count!r}"
+    if not all(np.isfinite(x) for x in (o, h, lo, c)):
+        return f"open/high/low/close {o!r}/{h!r}/{lo!r}/{c!r} not all finite"
+    if h < max(o, c, lo) or lo > min(o, c, h):
+        return f"high {h!r} / low {lo!r} do not bound open {o!r} and close {c!r}"
+    if np.isinf(v) or v < 0:                        # NaN: IB's "not available"
+        return f"volume {v!r}"
+    if np.isinf(w):
+        return f"wap {w!r}"
+    return None
+
+
 @dataclass(slots=True, frozen=True)
 class Bar:
     """One completed (or current) bar; ``time`` is the bar's start, tz-aware."""
@@ -137,6 +159,9 @@ class Bars:
         self.load_start: str | None = None
         self.load_end: str | None = None
         self.ignored = 0                            # out-of-order or unusable updates
+        self.rejected = 0                           # bars refused for impossible values (see the docstring)
+        self.backfilling = False                    # reloading after a reconnect (resume → on_end)
+        self.backfilled = 0                         # bars added by reloads across a gap
         self.on_bar_closed: list[Callable[[Bar], None]] = []   # once per completed bar
         # after on_end, on_update and on_realtime_bar (not per bar of the initial load)
         self.on_change: list[Callable[["Bars"], None]] = []
@@ -168,9 +193,14 @@ class Bars:
         self._write(self._n, t, *values)
         self._n += 1
 
-    def _values(self, bar: Any) -> tuple:
-        return (float(bar.open), float(bar.high), float(bar.low), float(bar.close),
-                _num(bar.volume), _num(bar.wap), int(bar.barCount))
+    def _values(self, bar: Any) -> tuple | None:
+        """The bar's numbers, or None (counted in ``rejected``) when they break the bar rules."""
+        values = (float(bar.open), float(bar.high), float(bar.low), float(bar.close),
+                  _num(bar.volume), _num(bar.wap), int(bar.barCount))
+        if _bar_problem(values) is not None:
+            self.rejected += 1
+            return None
+        return values
 
     def _last_time(self) -> int | None:
         return int(self._time[self._n - 1]) if self._n else None
@@ -196,22 +226,35 @@ class Bars:
 
     # ---- callbacks ---------------------------------------------------------------------------
     def on_bar(self, bar: Any) -> None:
-        """historicalData: one bar of the initial load (oldest first)."""
+        """historicalData: one bar of the initial load (oldest first), or of a reload after a reconnect."""
         t = parse_bar_time(bar.date, self.tz)
+        values = self._values(bar)
+        if values is None:
+            return
         last = self._last_time()
         if last is not None and t == last:
-            self._write(self._n - 1, t, *self._values(bar))
+            self._write(self._n - 1, t, *values)
         elif last is not None and t < last:
-            self.ignored += 1
+            if not self.backfilling:            # a reload repeats the bars already held: not an error
+                self.ignored += 1
         else:
-            self._append(t, *self._values(bar))
+            if self.backfilling:                # a bar completed during the gap: report it closed once
+                self._close_last()
+                self.backfilled += 1
+            self._append(t, *values)
             self._last_closed = False
 
     def on_end(self, start: str = "", end: str = "") -> None:
-        """historicalDataEnd: the initial load is complete."""
+        """historicalDataEnd: the initial load (or a reload) is complete."""
         self.complete = True
+        self.backfilling = False
         self.load_start, self.load_end = start, end
         self._changed()
+
+    def resume(self) -> None:
+        """The series is being reloaded after a reconnect: the reload's bars merge into the ones held (the
+        same start time replaces the bar, earlier ones are skipped, later ones fill the gap)."""
+        self.backfilling = True
 
     def on_update(self, bar: Any) -> None:
         """historicalDataUpdate (keepUpToDate): same date replaces, a newer one appends.
@@ -219,15 +262,18 @@ class Bars:
         A newer bar means the previous bar has completed, so on_bar_closed fires for it.
         """
         t = parse_bar_time(bar.date, self.tz)
+        values = self._values(bar)
+        if values is None:
+            return
         last = self._last_time()
         if last is not None and t == last:
-            self._write(self._n - 1, t, *self._values(bar))
+            self._write(self._n - 1, t, *values)
         elif last is not None and t < last:
             self.ignored += 1
             return
         else:
             self._close_last()
-            self._append(t, *self._values(bar))
+            self._append(t, *values)
             self._last_closed = False
         self._changed()
 
@@ -241,6 +287,9 @@ class Bars:
         t = t_sec * _NS
         vol, w = _num(volume), _num(wap)
         values = (float(open), float(high), float(low), float(close), vol, w, int(count))
+        if _bar_problem(values) is not None:
+            self.rejected += 1
+            return
         last = self._last_time()
         if last is not None and t < last:
             self.ignored += 1
@@ -249,7 +298,9 @@ class Bars:
         if last is not None and self.period <= _REALTIME_SECONDS and t == last:
             self._write(self._n - 1, t, *values)    # the same 5-s bar again: replace
         elif last is not None and self._period_bounds(last // _NS)[1] == end:
-            self._merge(values)                     # inside the last bar's period
+            if not self._merge(values):             # inside the last bar's period
+                self.rejected += 1
+                return
         else:
             self._close_last()
             self._append(start * _NS, *values)
@@ -275,21 +326,46 @@ class Bars:
         start = wall - wall % self.period - offset
         return start, start + self.period
 
-    def _merge(self, values: tuple) -> None:
+    def _merge(self, values: tuple) -> bool:
+        """Fold a 5-s bar into the last bar; False (nothing changed) if the result would overflow."""
         o, h, lo, c, v, w, n = values
         i = self._n - 1
         f = self._f
+        old_v, old_w = float(f["volume"][i]), float(f["wap"][i])
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = old_v if np.isnan(v) else v if np.isnan(old_v) else old_v + v
+            wap = old_w
+            if total > 0 and not np.isnan(old_v + v + old_w + w):
+                wap = (old_w * old_v + w * v) / total         # volume-weighted
+            elif np.isnan(old_w):
+                wap = w
+        if np.isinf(total) or np.isinf(wap):
+            return False
         f["high"][i] = max(f["high"][i], h)
         f["low"][i] = min(f["low"][i], lo)
         f["close"][i] = c
-        old_v, old_w = float(f["volume"][i]), float(f["wap"][i])
-        total = old_v if np.isnan(v) else v if np.isnan(old_v) else old_v + v
-        if total > 0 and not np.isnan(old_v + v + old_w + w):
-            f["wap"][i] = (old_w * old_v + w * v) / total     # volume-weighted
-        elif np.isnan(old_w):
-            f["wap"][i] = w
+        f["wap"][i] = wap
         f["volume"][i] = total
         self._count[i] += n
+        return True
+
+    # ---- checking ----------------------------------------------------------------------------
+    def check_invariants(self) -> list[str]:
+        """Every held bar that breaks the bar rules, and times out of order (empty when all is well)."""
+        problems: list[str] = []
+        n, f = self._n, self._f
+        if n > len(self._time):
+            problems.append(f"{n} bars counted but room for {len(self._time)}")
+            return problems
+        for i in range(n):
+            values = (f["open"][i], f["high"][i], f["low"][i], f["close"][i], f["volume"][i], f["wap"][i], 0)
+            problem = _bar_problem(tuple(float(x) for x in values[:6]) + (0,))
+            if problem is not None:
+                problems.append(f"bar {i}: {problem}")
+        times = self._time[:n]
+        if n > 1 and not (np.diff(times) > 0).all():
+            problems.append("bar times not strictly increasing")
+        return problems
 
     # ---- reading -----------------------------------------------------------------------------
     def __len__(self) -> int:

@@ -17,6 +17,8 @@ Positional semantics (IB's): each side is a list of at most ``num_rows`` rows.
   * delete at p (p < len): rows below shift up.
   * anything else (negative position, unknown side/operation, a gap) is ignored and
     counted.
+  * a row whose price or size is NaN or infinite, or whose size is negative or above
+    MAX_SIZE, is refused (``rejected``, also counted in ``ignored``).
 
 Never crossed: after each applied operation, if best bid >= best ask the STALE side --
 the side that was NOT just updated -- loses every row that crosses the fresh side's best
@@ -27,19 +29,28 @@ yet. Removed rows are counted in ``uncrossed``.
 Best prices come from the sorted view (highest bid, lowest ask), so they are right even
 if a stream leaves rows out of price order; they are kept as levels appear and disappear,
 so reading them costs nothing. ``depth`` returns rows in IB's positional order.
+
+``check_invariants()`` lists what breaks the book's rules (empty when fine): at most
+``num_rows`` rows a side, every row a finite price and a finite size >= 0, the sorted
+price-level view exactly the rows' prices (sizes summed, rows counted), the cached best
+prices the view's extremes, and best bid < best ask.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from math import isfinite
 from typing import Callable
 
 import pandas as pd
 from sortedcontainers import SortedDict
 
+NAN = float("nan")
+
 __all__ = ["OrderBook", "BookRow", "ASK", "BID", "INSERT", "UPDATE", "DELETE"]
 
 ASK, BID = 0, 1
+MAX_SIZE = 1e15          # a row size above this is impossible (and would swamp a level's float sum): refused
 INSERT, UPDATE, DELETE = 0, 1, 2
 _SIDE_NAMES = {ASK: "ask", BID: "bid"}
 
@@ -70,9 +81,11 @@ class OrderBook:
     # rounding in the size sum can never leave a phantom level behind.
     levels_view: dict[int, SortedDict] = field(init=False, repr=False)
     ignored: int = field(default=0, init=False)
+    rejected: int = field(default=0, init=False)   # rows with a non-finite or negative price/size (also ignored)
     uncrossed: int = field(default=0, init=False)
     updates: int = field(default=0, init=False)
     updated: float | None = field(default=None, init=False)
+    stale: bool = field(default=False, init=False)    # its farm or the connection is down (cleared on resubscribe)
     on_change: list[Callable[["OrderBook"], None]] = field(default_factory=list, repr=False)
     # best price per side ([ASK, BID]), kept in step with levels_view: read on every update
     _best: list = field(init=False, repr=False)
@@ -106,7 +119,15 @@ class OrderBook:
                 return False
             self._unindex(side, rows.pop(position))
         elif operation == INSERT or operation == UPDATE:
-            row = BookRow(float(price), float(size), market_maker or "")
+            try:
+                price, size = float(price), float(size)
+            except (TypeError, ValueError):
+                price = size = NAN
+            if not (isfinite(price) and isfinite(size)) or size < 0 or size > MAX_SIZE:
+                self.rejected += 1                 # NaN/inf/negative never enter: the index and rows stay in step
+                self.ignored += 1
+                return False
+            row = BookRow(price, size, market_maker or "")
             if operation == UPDATE and position < n:
                 old = rows[position]
                 rows[position] = row
@@ -117,9 +138,9 @@ class OrderBook:
                     self._index(side, row)
             elif position <= n:                    # insert, or update-as-append at n
                 rows.insert(position, row)
+                self._index(side, row)             # first: _unindex sums the rows left at a shared price
                 if len(rows) > self.num_rows:
                     self._unindex(side, rows.pop())
-                self._index(side, row)
             else:
                 self.ignored += 1
                 return False
@@ -158,16 +179,17 @@ class OrderBook:
             if row.price == self._best[side]:
                 self._best[side] = (view.peekitem(-1 if side == BID else 0)[0]) if view else None
         else:
-            level[0] -= row.size
+            level[0] = self._level_size(side, row.price)
 
     def _resize(self, side: int, old: BookRow, row: BookRow) -> None:
         """A row replaced by one at the same price: the level's size changes as _unindex + _index would change it."""
         level = self.levels_view[side][row.price]
-        if level[1] == 1:
-            level[0] = row.size
-        else:
-            level[0] -= old.size
-            level[0] += row.size
+        level[0] = row.size if level[1] == 1 else self._level_size(side, row.price)
+
+    def _level_size(self, side: int, price: float) -> float:
+        """The size of the rows at `price`, summed afresh (never by subtraction: a huge size taken out of a float
+        sum would leave the others' sizes lost in rounding). At most num_rows rows: cheap."""
+        return sum(r.size for r in self.rows[side] if r.price == price)
 
     def _uncross(self, fresh: int) -> None:
         bid, ask = self.best_bid, self.best_ask
@@ -193,6 +215,38 @@ class OrderBook:
             self.rows[side].clear()
             self.levels_view[side].clear()
         self._best = [None, None]
+
+    def check_invariants(self) -> list[str]:
+        """Every way the rows, the level view and the best prices disagree or break the rules (see the
+        module docstring); an empty list when the book is sound."""
+        problems: list[str] = []
+        for side, name in _SIDE_NAMES.items():
+            rows = self.rows[side]
+            if len(rows) > self.num_rows:
+                problems.append(f"{name}: {len(rows)} rows, more than num_rows={self.num_rows}")
+            expected: dict[float, list] = {}
+            for i, row in enumerate(rows):
+                if not (isfinite(row.price) and isfinite(row.size)) or row.size < 0:
+                    problems.append(f"{name} row {i}: price {row.price!r} size {row.size!r}")
+                level = expected.setdefault(row.price, [0.0, 0])
+                level[0] += row.size
+                level[1] += 1
+            view = self.levels_view[side]
+            keys = list(view.keys())
+            if keys != sorted(keys):
+                problems.append(f"{name}: price levels out of order")
+            if set(keys) != set(expected):
+                problems.append(f"{name}: levels {sorted(keys)} but rows hold {sorted(expected)}")
+            for price, (size, count) in expected.items():
+                level = view.get(price)
+                if level is not None and (level[1] != count or abs(level[0] - size) > 1e-6 * max(1.0, abs(size))):
+                    problems.append(f"{name} level {price}: {level} but rows give [{size}, {count}]")
+            best = (max(expected) if side == BID else min(expected)) if expected else None
+            if self._best[side] != best:
+                problems.append(f"best {name} {self._best[side]!r} but the rows' best is {best!r}")
+        if self.crossed:
+            problems.append(f"crossed: best bid {self.best_bid} >= best ask {self.best_ask}")
+        return problems
 
     # ---- reading ------------------------------------------------------------------------------
     @property

@@ -7,7 +7,10 @@ model (13), custom (53) and their delayed twins (80-83, stored under the same ki
 Must never: take locks, do I/O, or call ibapi ``EClient``. Updated ONLY on the
 framework's single dispatch thread. Values ibapi reports as "not computed" arrive as
 ``None`` and stay ``None`` (never 0, never NaN) so callers can tell "unknown" from zero;
-``to_frame`` shows them as NaN.
+``to_frame`` shows them as NaN. IB's sentinels that reach here raw (a direct caller, an older
+decoder) read as ``None`` too: implied vol < 0, delta -2, option/underlying price and PV
+dividend -1, gamma/vega/theta -2, ``Double.MAX`` (UNSET_DOUBLE), NaN and infinities.
+``check_invariants()`` lists what breaks "every value finite or None" (empty when fine).
 """
 from __future__ import annotations
 
@@ -29,11 +32,22 @@ _TICK_KINDS: dict[int, tuple[str, bool]] = {
 }
 
 
-def _value(x: Any) -> float | None:
+def _value(x: Any, not_computed: float | None = None) -> float | None:
+    """A finite float, or None for "not computed" (IB's sentinel, UNSET_DOUBLE, NaN, inf, not a number)."""
     if x is None:
         return None
-    number = float(x)
-    return None if math.isnan(number) or number == UNSET_DOUBLE else number
+    try:
+        number = float(x)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(number) or number == UNSET_DOUBLE or number == not_computed:
+        return None
+    return number
+
+
+def _implied_vol(x: Any) -> float | None:
+    number = _value(x)
+    return None if number is None or number < 0 else number
 
 
 @dataclass(slots=True, frozen=True)
@@ -54,6 +68,7 @@ class OptionComputation:
 
 
 _COMPUTATION_FIELDS = tuple(f.name for f in fields(OptionComputation))
+_VALUE_FIELDS = _COMPUTATION_FIELDS[:8]          # implied_vol .. und_price
 
 
 @dataclass(slots=True, eq=False)
@@ -81,14 +96,36 @@ class OptionGreeks:
             self.ignored += 1
             return
         kind, delayed = spec
+        try:
+            attrib = None if tick_attrib is None else int(tick_attrib)
+        except (TypeError, ValueError, OverflowError):
+            attrib = None
         setattr(self, kind, OptionComputation(
-            _value(implied_vol), _value(delta), _value(opt_price), _value(pv_dividend),
-            _value(gamma), _value(vega), _value(theta), _value(und_price),
-            None if tick_attrib is None else int(tick_attrib), delayed, time))
+            _implied_vol(implied_vol), _value(delta, -2.0), _value(opt_price, -1.0),
+            _value(pv_dividend, -1.0), _value(gamma, -2.0), _value(vega, -2.0), _value(theta, -2.0),
+            _value(und_price, -1.0), attrib, delayed, time))
         self.updates += 1
         self.updated = time
         for hook in tuple(self.on_change):
             hook(self)
+
+    def check_invariants(self) -> list[str]:
+        """What breaks "every stored value is a finite float or None" (empty when all is well)."""
+        problems = []
+        for kind in KINDS:
+            comp = getattr(self, kind)
+            if comp is None:
+                continue
+            if not isinstance(comp, OptionComputation):
+                problems.append(f"{kind}: {comp!r} is not an OptionComputation")
+                continue
+            for name in _VALUE_FIELDS:
+                value = getattr(comp, name)
+                if value is not None and not (isinstance(value, float) and math.isfinite(value)):
+                    problems.append(f"{kind}.{name} = {value!r} is neither a finite float nor None")
+            if comp.implied_vol is not None and comp.implied_vol < 0:
+                problems.append(f"{kind}.implied_vol = {comp.implied_vol!r} is negative (IB's 'not computed')")
+        return problems
 
     def get(self, kind: str) -> OptionComputation | None:
         if kind not in KINDS:

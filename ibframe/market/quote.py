@@ -2,8 +2,9 @@
 
 Owns: turning raw ibapi ``tickPrice`` / ``tickSize`` / ``tickGeneric`` / ``tickString``
 values into named fields (bid, ask, last, sizes, volume, session stats, option volume and
-open interest, shortability, halts, RT volume...) and telling listeners when the
-top of book or the last trade changed.
+open interest, shortability, halts, RT volume...), applying a price and the size TWS sent
+with it as one update (``on_price_size``), counting trade prints, and telling listeners when
+the top of book or the last trade changed.
 
 Must never: take locks, do I/O, or call ibapi ``EClient``. A Quote is updated ONLY on the
 framework's single dispatch thread; readers on that thread see a consistent object.
@@ -18,6 +19,19 @@ TWS moves between ``tickGeneric`` and ``tickString`` still lands in the right fi
 * Sizes arrive as ``Decimal`` (or float); they are stored as ``float``; ``UNSET_DECIMAL``
   becomes ``None``.
 * Unknown tick types are kept raw in ``other[tick_type]`` rather than dropped.
+* Non-finite numbers (NaN, infinities) never enter: the Router drops such ticks and counts them;
+  should one reach a Quote anyway it reads as ``None`` (not available).
+* ``crossed`` is True exactly while bid > ask (both known): a crossed quote is flagged, never
+  silently "fixed". ``check_invariants()`` lists anything that breaks these rules (empty when fine).
+
+Trade prints (``prints``, ``printed``): TWS reports a trade as a TICK_PRICE of LAST (4, or 68
+delayed) carrying its size, which the Router hands over as one ``on_price_size`` call — one
+print, even when price and size equal the previous print's. A LAST_SIZE tick on its own (5/71)
+is a print too (a trade at the last price whose size alone changed), except for the copy TWS
+sends right after each LAST price: the first LAST_SIZE after a print, with no LAST tick
+between, that leaves ``last_size`` unchanged is that copy and is not counted. A LAST_SIZE
+while ``last`` is unknown is not a print. A LAST price tick on its own (no size) is applied but
+is not a print; the LAST_SIZE that follows it is.
 """
 from __future__ import annotations
 
@@ -72,6 +86,8 @@ _TICKS: dict[int, tuple[str, str, bool]] = {
 _TOP = frozenset({"bid", "ask", "bid_size", "ask_size", "last", "last_size"})
 # Live ticks that prove the stream is live again.
 _LIVE_TOP_TICKS = frozenset({1, 2, 4})
+_LAST_PRICE_TICKS = frozenset({4, 68})
+_LAST_SIZE_TICKS = frozenset({5, 71})
 
 
 @dataclass(slots=True, frozen=True)
@@ -98,9 +114,10 @@ class RtVolume:
             if not s:
                 return None
             try:
-                return float(s)
+                number = float(s)
             except ValueError:
                 return None
+            return number if math.isfinite(number) else None
         ms = num(parts[2])
         single = parts[5].strip().lower()
         return cls(num(parts[0]), num(parts[1]), None if ms is None else ms / 1000.0,
@@ -124,7 +141,7 @@ def _number(value: Any) -> float | None:
         number = float(value)
     except (TypeError, ValueError):
         return None
-    if number != number or (number in _UNSET_FLOATS and _is_unset(value)):
+    if not math.isfinite(number) or (number in _UNSET_FLOATS and _is_unset(value)):
         return None
     return number
 
@@ -148,9 +165,10 @@ def _convert(kind: str, value: Any) -> Any:
         return None if value is None else RtVolume.parse(value)
     if kind == _EPOCH:
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             return None
+        return number if math.isfinite(number) else None
     return _number(value)
 
 
@@ -205,20 +223,56 @@ class Quote:
     ask_exchange: str | None = None
     last_exchange: str | None = None
     delayed: bool = False
-    updates: int = 0                        # ticks applied (any type)
+    crossed: bool = False                   # bid > ask (both known): flagged, kept as TWS sent it
+    crossings: int = 0                      # times the quote became crossed
+    stale: bool = False                     # its data farm or the connection is down: values may be old
+    updates: int = 0                        # ticks applied (any type; a price with its size counts 2)
     updated: float | None = None            # framework time of the last value change
+    prints: int = 0                         # trade prints seen (see the module docstring)
     other: dict[int, Any] = field(default_factory=dict, repr=False)
     on_change: list[Callable[["Quote"], None]] = field(default_factory=list, repr=False)
     _market_data_type: int = field(default=1, repr=False)
+    _print_update: int = field(default=-1, repr=False)    # `updates` right after the latest print
+    _await_echo: bool = field(default=False, repr=False)  # a print's LAST_SIZE copy may follow
 
     # ---- callbacks (called by the Router with raw ibapi values) ---------------------------
+    def on_price_size(self, price_type: int, price: float, attrib: Any, size_type: int,
+                      size: Decimal | float, time: float | None = None) -> None:
+        """A TICK_PRICE and the size it carried (BID+BID_SIZE, LAST+LAST_SIZE…), applied as one
+        update: ``on_change`` runs once, after both, and a LAST price is one trade print."""
+        self.updates += 2
+        changed = self._set(price_type, price, time)
+        if self._set(size_type, size, time):
+            changed = True
+        if price_type in _LAST_PRICE_TICKS:
+            self.prints += 1
+            self._print_update = self.updates
+            self._await_echo = True
+            changed = True
+        if changed and self.on_change:
+            for hook in tuple(self.on_change):     # a hook may unsubscribe itself
+                hook(self)
+
     def on_tick_price(self, tick_type: int, price: float, attrib: Any = None,
                       time: float | None = None) -> None:
+        if tick_type in _LAST_PRICE_TICKS:
+            self._await_echo = False
         self._apply(tick_type, price, time)
 
     def on_tick_size(self, tick_type: int, size: Decimal | float,
                      time: float | None = None) -> None:
-        self._apply(tick_type, size, time)
+        if tick_type not in _LAST_SIZE_TICKS:
+            return self._apply(tick_type, size, time)
+        self.updates += 1
+        changed = self._set(tick_type, size, time)
+        echo, self._await_echo = self._await_echo, False
+        if (changed or not echo) and self.last is not None:      # not the copy of the print before
+            self.prints += 1
+            self._print_update = self.updates
+            changed = True
+        if changed and self.on_change:
+            for hook in tuple(self.on_change):
+                hook(self)
 
     def on_tick_generic(self, tick_type: int, value: float, time: float | None = None) -> None:
         self._apply(tick_type, value, time)
@@ -228,12 +282,20 @@ class Quote:
 
     def _apply(self, tick_type: int, raw: Any, time: float | None) -> None:
         self.updates += 1
+        if self._set(tick_type, raw, time) and self.on_change:
+            for hook in tuple(self.on_change):     # a hook may unsubscribe itself
+                hook(self)
+
+    def _set(self, tick_type: int, raw: Any, time: float | None) -> bool:
+        """Store one tick's value; True when a top-of-book field (_TOP) changed."""
         spec = _TICKS.get(tick_type)
         if spec is None:
+            if isinstance(raw, (float, Decimal)) and _number(raw) is None and not _is_unset(raw):
+                raw = None                      # a non-finite number is "not available" here too
             if self.other.get(tick_type) != raw:
                 self.other[tick_type] = raw
                 self.updated = time
-            return
+            return False
         name, kind, delayed = spec
         if delayed:
             self.delayed = True
@@ -241,12 +303,44 @@ class Quote:
             self.delayed = False
         value = _convert(kind, raw)
         if getattr(self, name) == value:
-            return
+            return False
         setattr(self, name, value)
         self.updated = time
-        if self.on_change and name in _TOP:
-            for hook in tuple(self.on_change):     # a hook may unsubscribe itself
-                hook(self)
+        if name == "bid" or name == "ask":
+            bid, ask = self.bid, self.ask
+            crossed = bid is not None and ask is not None and bid > ask
+            if crossed and not self.crossed:
+                self.crossings += 1
+            self.crossed = crossed
+        return name in _TOP
+
+    def check_invariants(self) -> list[str]:
+        """What breaks the Quote's rules (empty when all is well): every number finite or None, RT volume
+        parts finite or None, and `crossed` set exactly when bid > ask."""
+        problems = []
+        for name in _NUMBER_FIELDS:
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, float) and math.isfinite(value)):
+                problems.append(f"{name} = {value!r} is neither a finite float nor None")
+        for name in ("rt_volume", "rt_trd_volume"):
+            rtv = getattr(self, name)
+            if rtv is not None:
+                for part in ("price", "size", "time", "total_volume", "vwap"):
+                    value = getattr(rtv, part)
+                    if value is not None and not math.isfinite(value):
+                        problems.append(f"{name}.{part} = {value!r} is not finite")
+        for tick_type, value in self.other.items():
+            if isinstance(value, (float, Decimal)) and _number(value) is None and not _is_unset(value):
+                problems.append(f"other[{tick_type}] = {value!r} is not finite")
+        expect = self.bid is not None and self.ask is not None and self.bid > self.ask
+        if self.crossed != expect:
+            problems.append(f"crossed = {self.crossed} but bid {self.bid} / ask {self.ask}")
+        return problems
+
+    @property
+    def printed(self) -> bool:
+        """True when the latest update applied to this quote was a trade print."""
+        return self._print_update == self.updates
 
     # ---- derived values ---------------------------------------------------------------------
     @property
@@ -289,7 +383,7 @@ class Quote:
         """Plain dict of every named field plus mid/spread (no hooks, no raw extras)."""
         out: dict[str, Any] = {}
         for f in fields(self):
-            if f.name in ("on_change", "other", "_market_data_type"):
+            if f.name in ("on_change", "other") or f.name.startswith("_"):
                 continue
             out[f.name] = getattr(self, f.name)
         out["market_data_type"] = self._market_data_type
@@ -311,4 +405,5 @@ class Quote:
 
 
 _TIME_FIELDS = ("updated", "last_timestamp")
+_NUMBER_FIELDS = tuple(sorted({name for name, kind, _delayed in _TICKS.values() if kind not in (_STR, _RTV, _HALT)}))
 _FLOAT_FIELDS = tuple(f.name for f in fields(Quote) if "float" in str(f.type)) + ("mid", "spread")

@@ -17,10 +17,16 @@ A global sequence number per entry still lets ``last()`` find the newest tick ov
 
 Strings (exchange, special conditions) are interned into small integer codes so no
 Python objects are kept per tick; ``to_frame`` returns them as pandas categoricals.
+
+Bad input never enters: a tick whose time, price or size is NaN, infinite or not a number
+(or whose size is negative) is refused and counted in ``rejected``. NaN in a column means
+only IB's "not available" sentinel (UNSET_DOUBLE / UNSET_DECIMAL). ``check_invariants()``
+lists what breaks these rules or the rings' bookkeeping (empty when fine).
 """
 from __future__ import annotations
 
 from decimal import Decimal
+from math import isfinite
 from typing import Any
 
 import numpy as np
@@ -44,12 +50,30 @@ _SCHEMAS: dict[str, tuple[tuple[str, str], ...]] = {
     "midpoint": (("time", "f8"), ("mid", "f8"), ("seq", "i8")),
 }
 _CODED = ("exchange", "special_conditions")
+_SIZE_COLUMNS = frozenset({"size", "bid_size", "ask_size"})
 # every schema ends with "seq", which last() leaves out
 
 
 # float() of every value _num treats as "not available" is one of these; the exact (slow,
 # Decimal-vs-float) comparison runs only for them.
 _UNSET_FLOATS = frozenset({float(UNSET_DECIMAL), float(UNSET_DOUBLE)})
+
+
+def _usable(time: Any, prices: tuple, sizes: tuple) -> bool:
+    """Finite time and prices, finite sizes >= 0 (IB's unset sentinels are finite and pass)."""
+    try:
+        if not isfinite(float(time)):
+            return False
+        for price in prices:
+            if not isfinite(float(price)):
+                return False
+        for size in sizes:
+            number = float(size)
+            if not isfinite(number) or number < 0:
+                return False
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return True
 
 
 def _num(value: Any) -> float:
@@ -140,7 +164,7 @@ class _Ring:
 class TickRing:
     """Newest ``capacity`` ticks of each kind ("last", "bid_ask", "midpoint")."""
 
-    __slots__ = ("capacity", "_rings", "_labels", "_codes", "_seq", "_latest")
+    __slots__ = ("capacity", "_rings", "_labels", "_codes", "_seq", "_latest", "rejected")
 
     def __init__(self, capacity: int = 10_000):
         if capacity <= 0:
@@ -151,30 +175,46 @@ class TickRing:
         self._codes: dict[str, int] = {}
         self._seq = 0
         self._latest: str | None = None       # the kind of the newest tick overall
+        self.rejected = 0                     # ticks refused: non-finite time/price/size, negative size
 
     # ---- adding (tickByTickAllLast / tickByTickBidAsk / tickByTickMidPoint) ----------------
     def add_last(self, time: float, price: float, size: Decimal | float, exchange: str = "",
                  past_limit: bool = False, unreported: bool = False,
-                 special_conditions: str = "") -> None:
+                 special_conditions: str = "") -> bool:
+        """Add a trade; False (counted in ``rejected``) when it carries an unusable number."""
+        if not _usable(time, (price,), (size,)):
+            self.rejected += 1
+            return False
         self._seq += 1
         self._latest = "last"
         self._rings["last"].append((float(time), _num(price), _num(size), self._code(exchange),
                                     self._code(special_conditions), bool(past_limit),
                                     bool(unreported), self._seq))
+        return True
 
     def add_bid_ask(self, time: float, bid: float, ask: float, bid_size: Decimal | float,
                     ask_size: Decimal | float, bid_past_low: bool = False,
-                    ask_past_high: bool = False) -> None:
+                    ask_past_high: bool = False) -> bool:
+        """Add a bid/ask; False (counted in ``rejected``) when it carries an unusable number."""
+        if not _usable(time, (bid, ask), (bid_size, ask_size)):
+            self.rejected += 1
+            return False
         self._seq += 1
         self._latest = "bid_ask"
         self._rings["bid_ask"].append((float(time), _num(bid), _num(ask), _num(bid_size),
                                        _num(ask_size), bool(bid_past_low), bool(ask_past_high),
                                        self._seq))
+        return True
 
-    def add_midpoint(self, time: float, mid: float) -> None:
+    def add_midpoint(self, time: float, mid: float) -> bool:
+        """Add a midpoint; False (counted in ``rejected``) when it is not a finite number."""
+        if not _usable(time, (mid,), ()):
+            self.rejected += 1
+            return False
         self._seq += 1
         self._latest = "midpoint"
         self._rings["midpoint"].append((float(time), _num(mid), self._seq))
+        return True
 
     def _code(self, label: str | None) -> int:
         label = label or ""
@@ -204,6 +244,35 @@ class TickRing:
         for col in ring.coded:
             out[col] = self._labels[out[col]]
         return out
+
+    def check_invariants(self) -> list[str]:
+        """What breaks the rings' rules (empty when all is well): counts within capacity, sequence numbers
+        increasing oldest to newest, no infinities, times finite, sizes >= 0 (NaN only as "not available"),
+        interned codes valid."""
+        problems: list[str] = []
+        for kind, ring in self._rings.items():
+            if len(ring.pending) > ring.chunk:
+                problems.append(f"{kind}: {len(ring.pending)} pending rows, more than a chunk ({ring.chunk})")
+            order = ring.order()
+            if not 0 <= ring.count <= ring.capacity or not 0 <= ring.start < ring.capacity:
+                problems.append(f"{kind}: count {ring.count} start {ring.start} outside capacity {ring.capacity}")
+                continue
+            columns = {name: array[order] for name, array in zip(ring.names, ring.arrays)}
+            seq = columns["seq"]
+            if len(seq) > 1 and not (np.diff(seq) > 0).all():
+                problems.append(f"{kind}: sequence numbers not increasing oldest to newest")
+            if len(seq) and seq[-1] > self._seq:
+                problems.append(f"{kind}: sequence {seq[-1]} ahead of the ring's {self._seq}")
+            if not np.isfinite(columns["time"]).all():
+                problems.append(f"{kind}: a non-finite time")
+            for name, values in columns.items():
+                if values.dtype.kind == "f" and np.isinf(values).any():
+                    problems.append(f"{kind}: an infinite {name}")
+                if name in _SIZE_COLUMNS and (values < 0).any():
+                    problems.append(f"{kind}: a negative {name}")
+                if name in _CODED and len(values) and (values.min() < 0 or values.max() >= len(self._labels)):
+                    problems.append(f"{kind}: {name} code outside the interned labels")
+        return problems
 
     def to_frame(self, kind: str) -> pd.DataFrame:
         """Oldest-to-newest ticks of one kind, indexed by a tz-aware UTC DatetimeIndex."""

@@ -9,7 +9,7 @@ import sys
 
 from .faults import ScenarioError
 from .persistence import StateError
-from .server import SIM_MAX_VERSION, SIM_MIN_VERSION, SimConfig, SimGateway
+from .server import MAX_REQUEST_BYTES, MAX_SEND_QUEUE_BYTES, SIM_MAX_VERSION, SIM_MIN_VERSION, SimConfig, SimGateway
 from .hours import start_time
 from .universe import UniverseError
 
@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a YAML fault scenario: a list of {at: \"30s\", fault: <name>, ...params} run on the "
                         "simulated clock (faults: drop_client, connectivity_lost, connectivity_restored, "
                         "reject_next_orders, delay_messages, pacing_violation, restart)")
+    p.add_argument("--max-send-queue", type=int, default=MAX_SEND_QUEUE_BYTES, metavar="BYTES",
+                   help="disconnect a client that leaves more than BYTES unread (default %(default)s)")
+    p.add_argument("--max-request", type=int, default=MAX_REQUEST_BYTES, metavar="BYTES",
+                   help="close a connection that declares a request longer than BYTES (default %(default)s)")
     p.add_argument("--log-level", default="INFO")
     return p
 
@@ -64,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config = SimConfig(host=args.host, port=args.port, seed=args.seed, universe=args.universe,
                        start_time=args.start, speed=args.speed, step_seconds=args.step,
-                       max_server_version=args.max_version, state_file=args.state, faults_file=args.faults)
+                       max_server_version=args.max_version, state_file=args.state, faults_file=args.faults,
+                       max_send_queue_bytes=args.max_send_queue, max_request_bytes=args.max_request)
     if args.no_pacing:
         config.pace_messages = config.pace_historical = config.pace_tick_by_tick = False
     try:

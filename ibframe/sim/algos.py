@@ -2,8 +2,8 @@
 
 Owns: the algo catalogue (strategy names, their tags and legal values) and its validation with
 TWS's errors (439 unknown algo, 441 bad value, 442 algo not allowed for the order, 443 unknown
-tag); each algo's schedule — how much of the parent should be done by a given time — and the
-price a slice works at:
+tag, 440 a modification that changes the algo); each algo's schedule — how much of the parent
+should be done by a given time — and the price a slice works at:
   Twap       linear over startTime..endTime, in up to SLICES child slices; strategyType picks the
              price (Marketable takes the book, Matching Midpoint / Same Side / Last rest passively).
   Vwap       a U-shaped intraday volume profile over the window; fills at the step's traded VWAP
@@ -40,6 +40,7 @@ U_SHAPE = (0.5, 1.5)                 # volume density a + b(2x-1)^2 over the win
 ALGO_ORDER_TYPES = {"MKT", "LMT"}
 
 TEXT_439 = "Order processing failed. Algorithm definition not found."
+TEXT_440 = "Order modify failed. Algorithm cannot be modified."
 TEXT_441 = "Order processing failed. Algo attributes validation failed: "
 TEXT_442 = "Specified algorithm is not allowed for this order."
 TEXT_443 = "Order processing failed. Unknown algo attribute."
@@ -121,6 +122,13 @@ def read_params(o: SimOrder) -> tuple[str, dict] | Reject:
         except ValueError as exc:
             return Reject(441, TEXT_441 + f"{tag}: {exc}")
     return name, params
+
+
+def modify_problem(old: SimOrder, new: SimOrder) -> Reject | None:
+    """440: a modification cannot change (or remove) an order's algo."""
+    if old.algoStrategy and old.algoStrategy.strip().lower() != (new.algoStrategy or "").strip().lower():
+        return Reject(440, TEXT_440)
+    return None
 
 
 def validate(o: SimOrder, inst: Instrument | None, now: float, clock: SessionClock) -> Reject | None:

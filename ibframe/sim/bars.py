@@ -216,6 +216,30 @@ def bar_ids(units: Units, bar: BarSize) -> np.ndarray:
     return units.t // bar.seconds
 
 
+def snap_up(a: int, bar: BarSize) -> int:
+    """The first intraday bar boundary at or after second a (New York midnight for multi-hour sizes)."""
+    if bar.seconds <= 3600:
+        return -(-a // bar.seconds) * bar.seconds
+    local = int(local_seconds(np.array([a]))[0])
+    return a + (-(-local // bar.seconds) * bar.seconds - local)
+
+
+def align(bars: Units, ids: np.ndarray, bar: BarSize) -> Units:
+    """Date intraday bars (reduced with `bar_ids`) on their bar-size boundary: the bucket's start,
+    or the whole minute its first unit starts on when that is later (a session opening inside a
+    bucket, as 09:30 inside the 09:00 hour). Calendar bars keep their session dates."""
+    if bar.calendar or len(bars) == 0:
+        return bars
+    t = bars.t
+    if bar.seconds > 3600:
+        start = t - (local_seconds(t) - np.asarray(ids, np.int64) * bar.seconds)
+    else:
+        start = np.asarray(ids, np.int64) * bar.seconds
+    grain = min(bar.seconds, 60)
+    bars.t = np.maximum(start, t // grain * grain)
+    return bars
+
+
 def format_bar_date(bars: Units, bar: BarSize, format_date: int) -> list[str]:
     """Bar dates as TWS prints them: intraday "yyyymmdd hh:mm:ss US/Eastern" (formatDate 1) or
     epoch seconds (2); day, week and month bars always "yyyymmdd" (the session label, for week

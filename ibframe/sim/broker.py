@@ -11,15 +11,23 @@ the market-step loop. How orders meet the market is `work.py`; executions are `f
 open / completed / execution requests are `order_queries.py`; state files are `broker_state.py`.
 
 TWS behaviour chosen where it is not documented (see also each module):
-- Refused before acceptance (103, 104, 105, 110, 111, 113, 200, 387, 434, 439-443, 201 for a bad
-  field): the error only, no orderStatus; the id stays free. Refused after acceptance (margin /
-  PDT from the ledger, injected faults): error 201 then orderStatus Inactive; it is a completed order.
+- Refused before acceptance (103, 104, 105, 106, 107, 109, 110, 111, 113, 135, 200, 203, 321, 382,
+  383, 387, 434, 439-443, 201 for a bad field): the error only, no orderStatus; the id stays free.
+  A child whose parent TWS cannot find is 135, one whose parent ended unfilled is 106; an order
+  without an exchange is 321. A MOC / LOC cancel inside the close cut-off is 161 (it keeps working).
+  Refused after acceptance (margin / PDT from the ledger, injected faults): error 201 then orderStatus
+  Inactive; it is a completed order.
+- Fault `swallow_next`: the next N placeOrders get no answer at all (an order lost on its way).
 - A transmit=False order (and a bracket child waiting for its parent) reports PreSubmitted and
   does not work. Bracket children behave as one OCA group (a fill reduces the siblings, a
   complete fill cancels them) unless the client gave them an OCA group of their own.
 - OCA type 0 is treated as 1. Fills are booked one at a time, so types 2 and 3 both reduce the
   other orders before they can trade again (the "block" is always in effect).
 - Cancels (client, global, expiry, IOC/FOK remainder, OCA) send orderStatus Cancelled then 202.
+- Garbage in a placeOrder (NaN / infinite / negative sizes and prices, impossible combinations:
+  `validation.py`) is refused before anything else: the error only. An exception while working an
+  order is the simulator's fault, not the client's: the order gets 201 + orderStatus Cancelled, the
+  supervisor logs the cause once (`supervision.py`) and every other order keeps working.
 - Every message about an order goes to the session of the clientId that placed it; a manual order
   (orderId 0) reaches client 0 once bound. A client that is away misses them, as with TWS.
 
@@ -31,6 +39,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from . import algos, broker_state, fills, notify, order_entry as entry, order_queries as queries, order_rules as rules
+from . import order_precautions as precautions, validation
 from .live import ExecRecord, LiveOrder, priority, start_trail
 from .matching import Fill, venue_maker
 from .ordertime import SessionClock, parse_tws_time
@@ -64,6 +73,7 @@ class Broker:
         self.bind_seq = 0
         self.auto_bind: "Session | None" = None
         self.reject_reasons: list[str] = []
+        self.swallow = 0                                  # fault: placeOrders to leave unanswered
 
     # --- small helpers ----------------------------------------------------------------------------
     @property
@@ -104,10 +114,18 @@ class Broker:
 
     # --- placeOrder -------------------------------------------------------------------------------
     def place(self, session: "Session", o: SimOrder) -> None:
+        if self.swallow > 0:
+            self.swallow -= 1
+            log.warning("fault: placeOrder %d of client %s swallowed (no answer)", o.orderId, session.client_id)
+            return
         o.clientId = session.client_id
         entry.clean(o)
         o.orderType = rules.canonical_type(o.orderType)
         o.tif = o.tif.upper() or "DAY"
+        garbage = validation.order_problem(o)
+        if garbage is not None:
+            session.error(o.orderId, garbage.code, garbage.text)
+            return
         self.gateway.next_order_id = max(self.gateway.next_order_id, o.orderId + 1)
         existing = self.find(o.clientId, o.orderId)
         if existing is not None:
@@ -115,6 +133,13 @@ class Broker:
             return
         if o.orderId <= self.max_ids.get(o.clientId, 0):
             session.error(o.orderId, 103, rules.TEXT_103)
+            return
+        refused = precautions.exchange_problem(o.exchange, o.secType)
+        if refused is None and o.parentId:
+            parent = self.find(o.clientId, o.parentId)
+            refused = precautions.parent_problem(o.parentId, parent.status if parent else None, o.orderId)
+        if refused is not None:
+            session.error(o.orderId, refused.code, refused.text)
             return
         target = entry.resolve_contract(self, session, o)
         if target is None:
@@ -141,7 +166,11 @@ class Broker:
         if check is not None:
             self.reject(lo, check.reason)
             return
-        self._enter(lo)
+        try:
+            self._enter(lo)
+        except Exception as exc:
+            self.gateway.supervisor.report("an order on arrival", exc, f"order {o.orderId} of client {o.clientId}")
+            self.abandon(lo, exc)
 
     # --- transmission and activation --------------------------------------------------------------
     def _enter(self, lo: LiveOrder) -> None:
@@ -259,7 +288,7 @@ class Broker:
         new.exchange = new.exchange or old.exchange
         new.account = new.account or old.account
         new.permId, new.parentPermId, new.clientId = old.permId, old.parentPermId, old.clientId
-        problem = rules.validate(new, lo.inst)
+        problem = algos.modify_problem(old, new) or rules.validate(new, lo.inst)
         if problem is None and new.algoStrategy:
             problem = algos.validate(new, lo.inst, self.now(), self.clock)
         if problem is None and new.totalQuantity < lo.filled - 1e-9:
@@ -314,6 +343,8 @@ class Broker:
             session.error(order_id, 10147, rules.not_found(order_id))
         elif lo.done:
             session.error(order_id, 10148, rules.cannot_cancel(order_id, lo.status))
+        elif (late := precautions.cancel_problem(lo.kind, lo.perm_id, lo.active_at, self.now())) is not None:
+            session.error(order_id, late.code, late.text)
         else:
             self.cancel(lo)
 
@@ -344,6 +375,25 @@ class Broker:
         notify.status(session, lo)
         for child in self._children(lo):
             self.cancel(child, "", "Parent rejected")
+
+    def abandon(self, lo: LiveOrder, exc: BaseException) -> None:
+        """The simulator failed while working the order: error 201 + orderStatus Cancelled, so the client
+        knows it is dead, and it never works again (the failure itself is the supervisor's to log)."""
+        if lo.done:
+            return
+        lo.status = "Cancelled"
+        self.finish(lo, f"Rejected: simulator failure ({type(exc).__name__})")
+        try:
+            session = self.session_of(lo)
+            if session is not None:
+                session.error(lo.order.orderId, 201, rules.rejected(
+                    f"The simulator failed while working this order ({type(exc).__name__}: {str(exc)[:120]}); "
+                    f"it is cancelled. See the simulator log."))
+            notify.status(session, lo)
+            for child in self._children(lo):
+                self.cancel(child, "", "Parent rejected")
+        except Exception as again:
+            self.gateway.supervisor.report("rejecting a failed order", again, f"order {lo.order.orderId}")
 
     def finish(self, lo: LiveOrder, completed: str) -> None:
         lo.phase = "done"
@@ -402,9 +452,15 @@ class Broker:
             return
         t = self.now()
         self.worker.new_step()
+        supervisor = self.gateway.supervisor
         for lo in sorted(self.live.values(), key=priority):
             if not lo.done and lo.phase == "working":
-                self.worker.advance(lo, t, events)
+                try:
+                    supervisor.check_injected(lo.order.orderRef, lo.order.orderId)
+                    self.worker.advance(lo, t, events)
+                except Exception as exc:
+                    supervisor.report("working an order", exc, f"order {lo.order.orderId} of client {lo.order.clientId}")
+                    self.abandon(lo, exc)
 
     # --- manual (TWS-entered) orders, liquidation ----------------------------------------------------
     def enter_manual(self, account: str, con_id: int, action: str, quantity: float, order_type: str = "LMT",
@@ -445,6 +501,10 @@ class Broker:
     def reject_next(self, n: int, reason: str) -> None:
         """Fault injection: the next `n` new orders are rejected (201 + Inactive) with `reason`."""
         self.reject_reasons.extend([reason] * max(int(n), 0))
+
+    def swallow_next(self, n: int) -> None:
+        """Fault injection: the next `n` placeOrders are dropped without any answer."""
+        self.swallow += max(int(n), 0)
 
     # --- requests -----------------------------------------------------------------------------------------
     def send_open_orders(self, session: "Session", every_client: bool) -> None:

@@ -27,6 +27,7 @@ from . import hours
 from .handlers import NO_SECURITY_DEFINITION, handles, read_contract
 from .session import Session
 from .universe import MARKET_RULES, ContractQuery, Instrument, Universe
+from .validation import contract_problem
 from .wire import FieldReader
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -253,6 +254,10 @@ def req_contract_data(session: Session, r: FieldReader) -> None:
     sec_id = r.str("secId")
     if session.version >= sv.MIN_SERVER_VER_BOND_ISSUERID:
         r.str("issuerId")
+    bad = contract_problem(q)
+    if bad is not None:
+        session.error(req_id, bad.code, bad.text)
+        return
     found = find_contracts(session.gateway.universe, q, sec_id_type, sec_id)
     if not found:
         session.error(req_id, 200, NO_SECURITY_DEFINITION)

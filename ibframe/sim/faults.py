@@ -14,10 +14,12 @@ The faults, as TWS shows them:
   resubscribe) or 1102 "data maintained" (the streams resume), then the farm OK notices. Orders,
   executions and account messages keep flowing: the simulated exchange side keeps working.
 - reject_next_orders: the next N orders get error 201 with the reason (the broker's `reject_next`).
+- swallow_next_orders: the next N placeOrders are never answered (the broker's `swallow_next`).
 - delay_messages: each outgoing message is held `seconds` (wall clock) before it is written; the
   order of messages is never changed, so messages written after the delay ends queue behind.
 - pacing_violation: error 100 then the connection is closed, as TWS does past 50 messages/s; or
   (kind="historical") the client's next historical data request fails with 162 pacing violation.
+- send_raw: bytes written to one client as they are (a garbled or oversized frame on the wire).
 - restart: every client is disconnected, the listening socket closes and reopens on the same port
   after a pause; orders, positions, executions and the next order id survive (through the
   broker's and ledger's to_state / load_state); the market keeps running.
@@ -351,6 +353,11 @@ class Faults:
         """Cut one client's connection at once; False when no such client is connected."""
         return self._run(self._drop_client, client_id)
 
+    def send_raw(self, client_id: int, data: bytes) -> bool:
+        """Write `data` to one client as it is (no framing): a garbled or oversized frame on the wire, as a
+        broken proxy or TWS would send it. False when no such client is connected."""
+        return self._run(self._send_raw, client_id, bytes(data))
+
     def connectivity_lost(self, seconds: float | None = None, data_lost: bool = True) -> None:
         """TWS loses IB: 1100, farms broken, market data stops; restored by itself after `seconds`
         simulated seconds (with 1101 or 1102 per `data_lost`), else by connectivity_restored()."""
@@ -363,6 +370,15 @@ class Faults:
     def reject_next_orders(self, n: int, reason: str = DEFAULT_REJECT) -> None:
         """The next `n` new orders (any client) get error 201 with `reason`."""
         self._run(self._reject_next_orders, n, reason, "api")
+
+    def fail_orders_in_step(self, order_ref: str) -> None:
+        """Working an order with this orderRef raises inside the market step (proves the supervisor)."""
+        self._run(lambda: (self._record("fail_orders_in_step", {"order_ref": order_ref}, "api"),
+                           self.gateway.supervisor.fail_orders_with_ref(order_ref)))
+
+    def swallow_next_orders(self, n: int) -> None:
+        """The next `n` placeOrders (any client) get no answer at all: no openOrder, status or error."""
+        self._run(lambda: (self._record("swallow_next_orders", {"n": n}, "api"), self.gateway.broker.swallow_next(n)))
 
     def delay_messages(self, seconds: float, client_id: int | None = None, duration: float | None = None) -> None:
         """Hold each outgoing message `seconds` (wall clock) before writing it, for one client or all,
@@ -464,6 +480,17 @@ class Faults:
         session.close()
         if isinstance(writer, FaultWriter):
             writer.inner.transport.abort()
+        return True
+
+    def _send_raw(self, client_id: int, data: bytes, source: str = "api") -> bool:
+        session = self.gateway.sessions.get(client_id)
+        params = {"client_id": client_id, "bytes": len(data)}
+        if session is None:
+            self._record("send_raw", params, source, "no such client")
+            return False
+        self._record("send_raw", params, source)
+        writer = session.writer
+        (writer.inner if isinstance(writer, FaultWriter) else writer).write(data)
         return True
 
     def _connectivity_lost(self, seconds: float | None, data_lost: bool, source: str) -> None:

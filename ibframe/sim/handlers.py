@@ -10,6 +10,7 @@ from typing import Callable
 
 from .session import Session
 from .universe import ContractQuery, Instrument
+from .validation import contract_problem
 from .wire import FieldReader
 
 Handler = Callable[[Session, FieldReader], None]
@@ -59,7 +60,12 @@ def describe_query(q: ContractQuery) -> str:
 
 
 def resolve(session: Session, req_id: int, q: ContractQuery) -> Instrument | None:
-    """The one instrument a request names, or None after telling the client why (error 200)."""
+    """The one instrument a request names, or None after telling the client why (321 for an unusable
+    field, 200 when nothing or more than one instrument matches)."""
+    bad = contract_problem(q)
+    if bad is not None:
+        session.error(req_id, bad.code, bad.text)
+        return None
     found = session.gateway.universe.match(q)
     if len(found) == 1:
         return found[0]

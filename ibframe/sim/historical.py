@@ -29,13 +29,14 @@ from ibapi.message import IN, OUT
 
 from . import history
 from .bars import (BAR_SIZES, DAY, EPOCH_ORDINAL, LEGAL_BAR_SIZES, MAX_SECONDS_DURATION, BarSize, Duration, Units,
-                   bar_ids, describe_seconds, format_bar_date, format_time, local_seconds, parse_bar_size,
-                   parse_duration, reduce, step_range)
+                   align, bar_ids, describe_seconds, format_bar_date, format_time, parse_bar_size,
+                   parse_duration, reduce, snap_up, step_range)
 from .handlers import handles, read_contract, resolve
 from .hours import TZ, ZONE_ID
 from .options import RISK_FREE_RATE
 from .pacing import HistoricalPacing
 from .session import Session
+from .trading_time import trading_end
 from .universe import ContractQuery, Instrument
 from .wire import FieldReader
 
@@ -302,32 +303,27 @@ def _pace(session: Session, req: BarRequest, inst: Instrument, bar: BarSize) -> 
 def request_window(gateway, inst: Instrument, end_at: float, live: bool, duration: Duration, bar: BarSize,
                    use_rth: bool) -> tuple[int, int]:
     """Seconds [a, e) the bars cover. "N D" means the last N sessions (liquid ones with
-    useRTH); S, W, M and Y count back on the calendar, snapped forward to the next bar
-    boundary (day bars: to the next session open). Nothing before the head time stamp."""
+    useRTH); S, W, M and Y count back on the calendar (S from where the last session ended when
+    asked outside one), snapped forward to the next bar boundary (day bars: to the next session
+    open). Nothing before the head time stamp."""
     e = history.live_end(gateway) if live else int(math.ceil(end_at))
     cal = history.calendar(inst.hours_kind)
-    back = _shift_back(e, duration)
-    cal.cover(back - 7 * DAY, e + DAY)
+    cal.cover(_shift_back(e, duration) - 14 * DAY, e + DAY)
     sessions = cal.sessions(use_rth)
+    if duration.unit == "S":
+        e = trading_end(sessions.o, sessions.c, e)
+    back = _shift_back(e, duration)
     if duration.unit == "D":
         k = int(np.searchsorted(sessions.o, e, side="left")) - 1
         a = int(sessions.o[max(k - duration.count + 1, 0)]) if k >= 0 else e
     else:
         a = int(math.ceil(back))
         if bar.intraday:
-            a = _snap(a, bar)
+            a = snap_up(a, bar)
         elif duration.unit != "S":
             i = int(np.searchsorted(sessions.o, a, side="left"))
             a = int(sessions.o[i]) if i < len(sessions.o) else e
     return max(a, history.head_timestamp(gateway, inst, use_rth)), e
-
-
-def _snap(a: int, bar: BarSize) -> int:
-    """The first bar boundary at or after a."""
-    if bar.seconds <= 3600:
-        return -(-a // bar.seconds) * bar.seconds
-    local = int(local_seconds(np.array([a]))[0])
-    return a + (-(-local // bar.seconds) * bar.seconds - local)
 
 
 def compute_bars(gateway, inst: Instrument, what: str, a: int, e: int, use_rth: bool, bar: BarSize) -> Units:
@@ -465,8 +461,8 @@ class BarStream:
         parts = Units.concat([u for u in (self.state, new) if u is not None])
         if len(parts) == 0:
             return self.state
-        rows, _ = reduce(parts, bar_ids(parts, self.bar))
-        return rows.take(slice(len(rows) - 1, None))
+        rows, ids = reduce(parts, bar_ids(parts, self.bar))
+        return align(rows, ids, self.bar).take(slice(len(rows) - 1, None))
 
     def on_step(self, ev) -> None:
         second = int(ev.time)
@@ -510,7 +506,8 @@ class RealTimeBars:
             self.next_end += 5
             units = history.series_units(self.session.gateway, self.inst, self.what, start, start + 5, 1,
                                          self.use_rth)
-            if len(units) == 0:
+            if len(units) == 0:             # closed: skip to the bucket before the current one
+                self.next_end = max(self.next_end, int(ev.time) // 5 * 5)
                 continue
             rows, _ = reduce(units, np.zeros(len(units), np.int64))
             rows = history.finish_bars(self.inst, rows, self.what)

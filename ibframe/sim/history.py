@@ -7,9 +7,8 @@ option series derived from their underlying through `options.model`, bars built 
 units, historical ticks, the session statistics the market starts from, and head time stamps.
 Units are seconds (bars under 1 min), minutes (intraday bars) or hours (day/week/month bars;
 each hour folded from its minutes, so highs and lows are the minute extremes). Synthetic units
-exist only where the instrument trades (liquid hours with useRTH); live seconds are kept
-whenever the simulator ran (liquid hours only with useRTH), so history always ends at the live
-price.
+exist only where the instrument trades (liquid hours with useRTH), and so do live seconds (the
+simulator's tape, kept while it ran): history ends where trading ended, at the live price.
 
 The model. Log prices form a Brownian path in "business time": a second counts 1 when the
 instrument is liquid, EXT_VARIANCE in extended hours, 0 when closed, and each trading-session
@@ -37,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import hours, options
-from .bars import DAY, EPOCH_ORDINAL, BarSize, Units, bar_ids, local_seconds, reduce
+from .bars import DAY, EPOCH_ORDINAL, BarSize, Units, align, bar_ids, local_seconds, reduce
 from .market import LOT, MAKERS, TRADE_RATE
 from .universe import MARKET_RULES, Instrument
 
@@ -609,8 +608,8 @@ def live_end(gateway) -> int:
 def series_units(gateway, inst: Instrument, series: str, a: int, b: int, res: int, use_rth: bool,
                  labels: bool = False) -> Units:
     """Units of `series` for seconds [a, b): the synthetic past before the start second, the live
-    tape after it; synthetic units only where the instrument trades (liquid hours with useRTH),
-    live ones everywhere (liquid hours with useRTH). Options carry their underlying's mid path
+    tape after it; both only where the instrument trades (liquid hours with useRTH), so history
+    ends where trading ended. Options carry their underlying's mid path
     (mapped to option prices per bar by `finish_bars`) and their own volume."""
     root = root_of(gateway, inst)
     path = path_for(gateway, root)
@@ -629,12 +628,12 @@ def series_units(gateway, inst: Instrument, series: str, a: int, b: int, res: in
         parts.append(raw)
     if b > path.s0:
         live = _tape_units(gateway, root, max(a, path.s0), b, under_series)
-        if use_rth and len(live):
-            live = live.take(cal.overlap(live.t, live.t + 1, True))
+        if len(live):
+            live = live.take(cal.overlap(live.t, live.t + 1, use_rth))
         if inst.is_derived and len(live):
             trades = _tape_units(gateway, root, max(a, path.s0), b, "TRADES")
-            if use_rth:
-                trades = trades.take(cal.overlap(trades.t, trades.t + 1, True))
+            if len(trades):
+                trades = trades.take(cal.overlap(trades.t, trades.t + 1, use_rth))
             live.v, live.n = _option_volume(inst, trades.v / path.lot, live.c, live.t)
         parts.append(live)
     units = Units.concat(parts)
@@ -698,8 +697,8 @@ def build_bars(gateway, inst: Instrument, series: str, a: int, b: int, use_rth: 
         start = stop
     if not rows:
         return Units.empty()
-    bars, _ = reduce(Units.concat(rows), np.concatenate(ids) if ids else np.zeros(0, np.int64))
-    return finish_bars(inst, bars, series)
+    bars, ids = reduce(Units.concat(rows), np.concatenate(ids) if ids else np.zeros(0, np.int64))
+    return finish_bars(inst, align(bars, ids, bar), series)
 
 
 # --------------------------------------------------------------------------- historical ticks

@@ -5,9 +5,16 @@ multi-level order book quoted by named market makers, the trades that print agai
 a per-second tape of what happened since the simulator started (history joins it). Options
 have no process of their own: `OptionQuoter` prices them from their underlying.
 
+Trading hours: an instrument moves and prints only while it trades (`trading_time.TradingGate`:
+its tradingHours, e.g. 04:00-20:00 New York for US stocks on exchange days, the CME daily break,
+FX from Sunday 17:15 to Friday 17:00). A step outside them leaves its book, last price and
+statistics as they were (the tape carries them forward, with no volume) and says so
+(`StepEvents.trading` False); the first step of the next session opens with an overnight gap.
+
 Determinism: each instrument draws from its own generator, seeded by (seed, conId), and is
-advanced exactly once per market step whoever listens, so the same seed gives the same market
-step for step. Never touches sockets, sessions or wall-clock time: the caller passes step times.
+advanced exactly once per market step in which it trades, whoever listens; whether it trades is a
+function of the step's time only, so the same seed gives the same market step for step. Never
+touches sockets, client sessions or wall-clock time: the caller passes step times.
 """
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .trading_time import TradingGate
 from .universe import Instrument
 
 SECONDS_PER_YEAR = 365.25 * 24 * 3600
@@ -30,6 +38,7 @@ MAKERS = {
 }
 LOT = {"STK": 100, "FUT": 1, "CASH": 100_000, "BOND": 10, "OPT": 1}
 TRADE_RATE = {"STK": 0.9, "FUT": 1.2, "CASH": 0.6, "BOND": 0.05, "OPT": 0.08}  # expected prints per step
+REOPEN_GAP_SECONDS = {"us_equity": 3600, "us_bond": 1800, "cme_index_future": 900, "fx": 600}  # gap variance
 
 
 @dataclass(slots=True)
@@ -49,8 +58,10 @@ class Trade:
 
 @dataclass(slots=True)
 class StepEvents:
-    """What one market step changed for one instrument; the feeds turn this into messages."""
+    """What one market step changed for one instrument; the feeds turn this into messages.
+    `trading` is False when the instrument does not trade at this step (nothing changed)."""
     time: float
+    trading: bool = True
     quote_changed: bool = False
     trades: list[Trade] = field(default_factory=list)
     book_changed: bool = False
@@ -101,7 +112,7 @@ class InstrumentMarket:
     """Price process, book, session statistics and tape of one root instrument."""
 
     def __init__(self, inst: Instrument, seed: int, start_time: float, depth: int = 10,
-                 session_stats: dict | None = None):
+                 session_stats: dict | None = None, last_time: float | None = None):
         self.inst = inst
         self.rng = np.random.default_rng([seed, inst.con_id])
         self.depth = depth
@@ -123,6 +134,8 @@ class InstrumentMarket:
         self.low = float(stats.get("low", min(self.last, self.open)))
         self.prev_close = float(stats.get("close", self.open))
         self.time = start_time
+        self.last_time = start_time if last_time is None else last_time    # time of the last print
+        self.trading = True
         self.tape = Tape(start_second=int(start_time))
         self.tape.record(int(start_time), self.last, self.best_bid, self.best_ask, [])
 
@@ -174,9 +187,18 @@ class InstrumentMarket:
         return changed
 
     # --- stepping -------------------------------------------------------------------------------
-    def step(self, time: float, dt_seconds: float) -> StepEvents:
-        """Advance the process by one step ending at `time` and print this step's trades."""
+    def step(self, time: float, dt_seconds: float, trading: bool = True) -> StepEvents:
+        """Advance the process by one step ending at `time` and print this step's trades; when the
+        instrument does not trade, only carry the tape forward."""
+        if not trading:
+            self.trading = False
+            self.time = time
+            self.tape.record(int(time), self.last, self.best_bid, self.best_ask, [])
+            return StepEvents(time=time, trading=False)
         events = StepEvents(time=time)
+        if not self.trading:            # the first step of a session: the overnight gap, then this step
+            self.trading = True
+            dt_seconds += REOPEN_GAP_SECONDS.get(self.inst.hours_kind, 0)
         sigma = self.inst.vol * math.sqrt(dt_seconds / TRADING_SECONDS_PER_YEAR)
         z = float(self.rng.standard_normal())
         self.mid *= math.exp(sigma * z - 0.5 * sigma * sigma)
@@ -197,6 +219,8 @@ class InstrumentMarket:
             self._on_trade(trade)
         events.quote_changed = old_top != (self.best_bid, self.bid_size, self.best_ask, self.ask_size)
         self.time = time
+        if events.trades:
+            self.last_time = time
         self.tape.record(int(time), self.last, self.best_bid, self.best_ask, events.trades)
         return events
 
@@ -223,8 +247,11 @@ class Market:
         self.start_time = start_time
         self.steps = 0
         self.time = start_time
+        self.gate = TradingGate()
         stats = session_stats or (lambda inst: None)
-        self.by_con_id = {inst.con_id: InstrumentMarket(inst, seed, start_time, session_stats=stats(inst))
+        self.by_con_id = {inst.con_id: InstrumentMarket(inst, seed, start_time, session_stats=stats(inst),
+                                                        last_time=self.gate.last_trade_time(inst.hours_kind,
+                                                                                            start_time))
                           for inst in roots}
 
     def get(self, con_id: int) -> InstrumentMarket | None:
@@ -232,5 +259,6 @@ class Market:
 
     def step(self) -> dict[int, StepEvents]:
         self.steps += 1
-        self.time = self.start_time + self.steps * self.step_seconds
-        return {cid: m.step(self.time, self.step_seconds) for cid, m in self.by_con_id.items()}
+        self.time = t = self.start_time + self.steps * self.step_seconds
+        trading = self.gate.trading
+        return {cid: m.step(t, self.step_seconds, trading(m.inst.hours_kind, t)) for cid, m in self.by_con_id.items()}

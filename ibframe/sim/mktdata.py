@@ -31,6 +31,7 @@ from .handlers import NO_SECURITY_DEFINITION, describe_query, handles, read_cont
 from .market import LOT, TRADE_RATE, InstrumentMarket, StepEvents
 from .session import Session
 from .universe import Instrument
+from .validation import calc_problem
 from .wire import FieldReader
 
 if TYPE_CHECKING:
@@ -111,7 +112,7 @@ def trade_stats(gateway: "SimGateway", m: InstrumentMarket) -> TradeStats:
     stats = per_gw.get(m.inst.con_id)
     if stats is None:
         typical = (m.high + m.low + m.last) / 3
-        stats = per_gw[m.inst.con_id] = TradeStats(typical * m.volume, m.volume, m.time, m.last)
+        stats = per_gw[m.inst.con_id] = TradeStats(typical * m.volume, m.volume, m.last_time, m.last)
         gateway.on_step(m.inst.con_id, stats.on_step)
     return stats
 
@@ -575,9 +576,11 @@ def _read_calc(session: Session, r: FieldReader, value_name: str):
     return req_id, q, value, under_price
 
 
-def _calc_target(session: Session, req_id: int, q) -> tuple[Instrument, float] | None:
+def _calc_target(session: Session, req_id: int, q, value_name: str, value: float,
+                 under_price: float) -> tuple[Instrument, float] | None:
     """The option named and the market's underlying price (used when the request gives none)."""
-    inst = resolve(session, req_id, q)
+    bad = calc_problem(value_name, value, under_price)
+    inst = resolve(session, req_id, q) if bad is None else session.error(req_id, bad.code, bad.text)
     if inst is None:
         return None
     if not inst.is_derived:
@@ -591,7 +594,7 @@ def _calc_target(session: Session, req_id: int, q) -> tuple[Instrument, float] |
 @handles(OUT.REQ_CALC_IMPLIED_VOLAT)
 def req_calc_implied_volatility(session: Session, r: FieldReader) -> None:
     req_id, q, option_price, under_price = _read_calc(session, r, "optionPrice")
-    target = _calc_target(session, req_id, q)
+    target = _calc_target(session, req_id, q, "optionPrice", option_price, under_price)
     if target is None:
         return
     inst, spot = target
@@ -603,7 +606,7 @@ def req_calc_implied_volatility(session: Session, r: FieldReader) -> None:
 @handles(OUT.REQ_CALC_OPTION_PRICE)
 def req_calc_option_price(session: Session, r: FieldReader) -> None:
     req_id, q, vol, under_price = _read_calc(session, r, "volatility")
-    target = _calc_target(session, req_id, q)
+    target = _calc_target(session, req_id, q, "volatility", vol, under_price)
     if target is None:
         return
     inst, spot = target

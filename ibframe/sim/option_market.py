@@ -161,6 +161,8 @@ class OptionQuoter:
 
     # --- stepping ------------------------------------------------------------------------------
     def _on_step(self, ev: StepEvents) -> None:
+        if not self.gateway.market.gate.trading(self.inst.hours_kind, ev.time):
+            return                                  # options trade in regular hours only: no prints, no repricing
         rng = np.random.default_rng([self.seed, self.inst.con_id, self.gateway.market.steps])
         old_top = (self.bid, self.bid_size, self.ask, self.ask_size)
         old_spot = self.spot

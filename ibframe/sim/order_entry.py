@@ -2,8 +2,9 @@
 
 Owns: resolving the order's contract (error 200; a BAG's legs by conId), echoing the full contract
 back into the order as TWS does, the pre-acceptance checks (order_rules, algos, account, TWS time
-strings), turning a cashQty into a quantity, the ledger's `check_order` per order or per combo leg,
-and the what-if preview (an openOrder with the margin and commission numbers).
+strings, order_precautions: 203, 383, 109, 382), turning a cashQty into a quantity, the ledger's
+`check_order` per order or per combo leg, and the what-if preview (an openOrder with the margin
+and commission numbers).
 
 Must never: store the order, change the market or accounts, or send anything but the error / the
 what-if openOrder of the order being checked.
@@ -13,12 +14,12 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from . import algos, order_rules as rules
+from . import algos, order_precautions as precautions, order_rules as rules
 from .handlers import NO_SECURITY_DEFINITION, resolve
 from .live import LiveOrder
 from .ordertime import parse_tws_time
 from .orders_wire import OrderStateInfo, SimOrder, encode_open_order
-from .universe import ContractQuery, Instrument
+from .universe import ContractQuery, Instrument, price_increment
 
 if TYPE_CHECKING:
     from .broker import Broker
@@ -78,6 +79,12 @@ def problem(broker: "Broker", o: SimOrder, inst: Instrument | None) -> rules.Rej
         found = algos.validate(o, inst, now, broker.clock)
     if found is None and o.account not in broker.gateway.accounts:
         found = rules.Reject(201, rules.rejected(f"The account {o.account} is not a managed account."))
+    if found is None and inst is not None:
+        found = precautions.account_problem(inst.sec_type, inst.describe(), broker.ledger.account(o.account).is_cash)
+    if found is None:
+        found = precautions.size_problem(o.secType or (inst.sec_type if inst else ""), o.totalQuantity)
+    if found is None and inst is not None:
+        found = _price_precaution(broker, o, inst)
     for text, name in ((o.goodTillDate, "goodTillDate"), (o.goodAfterTime, "goodAfterTime")):
         if found is None and text:
             try:
@@ -87,6 +94,20 @@ def problem(broker: "Broker", o: SimOrder, inst: Instrument | None) -> rules.Rej
     if found is None and o.totalQuantity == 0 and o.cashQty:
         found = cash_quantity(broker, o, inst)
     return found
+
+
+def _price_precaution(broker: "Broker", o: SimOrder, inst: Instrument) -> rules.Reject | None:
+    """109 / 382: a limit price far through the current far side of the book."""
+    book = broker.worker.book(inst)
+    buy = o.action == "BUY"
+    far = book.far(buy) if book is not None else None
+    if not far:
+        return None
+    try:
+        tick = price_increment(inst.market_rule_id, far)
+    except KeyError:
+        tick = inst.min_tick or 0.0
+    return precautions.price_problem(o.orderType, buy, o.lmtPrice, far, tick)
 
 
 def cash_quantity(broker: "Broker", o: SimOrder, inst: Instrument | None) -> rules.Reject | None:

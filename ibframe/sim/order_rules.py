@@ -3,8 +3,9 @@
 Owns: the canonical order-type names the broker implements and the codes in a contract's
 `orderTypes` they need, which types may work outside regular trading hours, and `validate`,
 which turns a bad order into the error TWS sends for it (434 zero size, 110 price increment,
-387 unsupported type, 111 / 113 TIF conflicts, 201 with a reason for the rest; algo errors
-come from `algos.validate`). The error texts are TWS's.
+387 unsupported type, 111 / 113 TIF conflicts, 107 a price its type needs is missing, 201 with
+a reason for the rest; algo errors come from `algos.validate`, the order-defaults precautions
+and the refusals naming another order from `order_precautions`). The error texts are TWS's.
 
 Must never: change an order, send messages or look at accounts (margin checks are the ledger's).
 """
@@ -30,6 +31,7 @@ COMBO_TYPES = {"MKT", "LMT", "REL"}
 TEXT_103 = "Duplicate order id"
 TEXT_104 = "Can't modify a filled order."
 TEXT_105 = "Order being modified does not match original order."
+TEXT_107 = "Cannot transmit incomplete order."
 TEXT_110 = "The price does not conform to the minimum price variation for this contract."
 TEXT_111 = "The TIF (Tif type) and the order type are incompatible."
 TEXT_113 = "The Tif option should be set to DAY for MOC and LOC orders."
@@ -100,9 +102,9 @@ def validate(o: SimOrder, inst: Instrument | None) -> Reject | None:
     if tif in ("IOC", "FOK") and kind not in ("MKT", "LMT"):
         return Reject(111, TEXT_111)
     if kind in NEEDS_LIMIT and o.lmtPrice is None:
-        return Reject(201, rejected(f"A {kind} order needs a limit price."))
+        return Reject(107, TEXT_107)                  # e.g. a LMT order without its limit price
     if kind in NEEDS_AUX and o.auxPrice is None:
-        return Reject(201, rejected(f"A {kind} order needs a trigger price (auxPrice)."))
+        return Reject(107, TEXT_107)
     if kind in ("TRAIL", "TRAIL LIMIT") and o.auxPrice is None and o.trailingPercent is None:
         return Reject(201, rejected("A trailing order needs a trailing amount (auxPrice) or trailingPercent."))
     if kind == "TRAIL LIMIT" and o.lmtPriceOffset is None and o.lmtPrice is None:

@@ -71,6 +71,12 @@ class SessionClock:
         i = bisect_right(s.opens, t) - 1
         return s.opens[i] if i >= 0 and t < s.closes[i] else None
 
+    def previous_close(self, kind: str, liquid: bool, t: float) -> float | None:
+        """The latest session close at or before `t` (None if none is near)."""
+        s = self._span(kind, liquid, t)
+        i = bisect_right(s.closes, t) - 1
+        return s.closes[i] if i >= 0 else None
+
 
 # --- TWS time strings --------------------------------------------------------------------------------
 

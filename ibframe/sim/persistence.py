@@ -104,9 +104,11 @@ class StateFile:
         self.saves = 0
         self._last: tuple | None = None
         self._pending = False
-        if not self.path.parent.is_dir():
-            raise StateError(f"the state file {self.path} cannot be written: the directory {self.path.parent} "
-                             f"does not exist. Create it or pass another --state file.")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)      # var/ on a clean clone
+        except OSError as exc:
+            raise StateError(f"the state file {self.path} cannot be written: its directory {self.path.parent} "
+                             f"cannot be created ({exc.strerror}). Pass another --state file.") from None
 
     def load(self) -> bool:
         """Restore the file's orders, executions, positions, cash and order ids; False when there is no file."""

@@ -5,6 +5,11 @@ cleanup), the clientId registry, the per-client message-rate limit and the marke
 steps the simulated market and fans its events out to subscribers. It gives the fault injector
 (`faults.py`: `gateway.faults`) its hooks (every connection's writer, requests before dispatch, each
 market step, a restart of the listening socket) and saves the `--state` file (`persistence.py`).
+Every part of a market step runs under the `StepSupervisor` (`supervision.py`): a failure is logged
+once per cause and the market goes on. Per-connection memory is bounded: a request declared longer
+than `max_request_bytes` closes the connection at once, a partial request is released at close, and
+a client leaving more than `max_send_queue_bytes` unread is cut off (`session.py`);
+`connection_stats()` shows what each connection holds.
 
 Why asyncio: one event loop serialises every client request and every market step, so the
 simulator needs no locks and its output is a deterministic function of (seed, requests).
@@ -16,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -34,12 +40,15 @@ from .pacing import MessageRate
 from .persistence import StateFile
 from .session import Session
 from .universe import Universe, load_universe
-from .wire import API_PREFIX, FieldReader, ProtocolError, parse_handshake, split_fields, split_frames
+from .supervision import StepSupervisor
+from .wire import API_PREFIX, MAX_FRAME, FieldReader, ProtocolError, parse_handshake, split_fields, split_frames
 
 log = logging.getLogger("ibframe.sim")
 
 SIM_MAX_VERSION = 200      # highest version at which every message is classic text
 SIM_MIN_VERSION = 157      # the oldest client range served (ib_async's minimum)
+MAX_SEND_QUEUE_BYTES = 4 * 1024 * 1024     # unread output per client before it is cut off
+MAX_REQUEST_BYTES = 1024 * 1024            # the protocol allows 16 MiB; no API request comes near 1 MiB
 EASTERN = ZoneInfo("America/New_York")
 
 FARM_NOTICES = (
@@ -74,6 +83,19 @@ class SimConfig:
     pace_tick_by_tick: bool = True      # one tick-by-tick request per instrument per 15 s
     state_file: str | Path | None = None    # orders, executions, positions, cash, ids kept across restarts
     faults_file: str | Path | None = None   # a YAML fault scenario run on the simulated clock (faults.py)
+    max_send_queue_bytes: int = MAX_SEND_QUEUE_BYTES    # a client that lets more pile up unread is disconnected
+    max_request_bytes: int = MAX_REQUEST_BYTES          # a request declared longer closes the connection at once
+    socket_send_buffer: int | None = None   # SO_SNDBUF of each client socket (None: the OS default)
+
+
+@dataclass(slots=True)
+class ConnectionStats:
+    """What one open connection costs the simulator right now (`SimGateway.connection_stats()`)."""
+    client_id: int | None        # None until START_API
+    peer: str
+    input_buffered: int          # bytes of a request not yet complete
+    send_queued: int             # bytes written to the client that it has not taken yet (above the kernel)
+    bytes_sent: int
 
 
 class SimGateway:
@@ -93,6 +115,8 @@ class SimGateway:
         self.market = Market(self.universe.roots(), self.config.seed, start, self.config.step_seconds,
                              session_stats=self._session_stats)
         self.sessions: dict[int, Session] = {}
+        self.open_sessions: set[Session] = set()    # every handshaken connection, with or without a clientId
+        self.supervisor = StepSupervisor()           # market-step failures: logged once per cause, survived
         self.step_listeners: dict[int, list[Callable[[StepEvents], None]]] = {}
         self.next_order_id = 1
         self.ledger = Ledger(self, self.universe.accounts)   # cash, positions, margin (account.py)
@@ -123,7 +147,7 @@ class SimGateway:
 
     # --- market fan-out ---------------------------------------------------------------------------
     def on_step(self, con_id: int, listener: Callable[[StepEvents], None]) -> Callable[[], None]:
-        """Call `listener` after every market step of a root instrument; returns the unsubscribe."""
+        """Call `listener` after every market step in which a root instrument trades; returns the unsubscribe."""
         self.step_listeners.setdefault(con_id, []).append(listener)
 
         def remove() -> None:
@@ -133,28 +157,30 @@ class SimGateway:
         return remove
 
     def _step_market(self) -> None:
-        events = self.market.step()
-        self.broker.on_step(events)          # fills first, so quotes sent after a step include them
-        self.ledger.on_step(events)
+        """One market step; every part is supervised, so one failure never stops the market for everyone."""
+        supervise = self.supervisor.run
+        events = self.market.step()          # a failure here is the clock's to survive: no events to fan out
+        supervise("broker", self.broker.on_step, events)   # fills first: quotes sent after a step include them
+        supervise("ledger", self.ledger.on_step, events)
         for con_id, ev in events.items():
+            if not ev.trading:               # closed: nothing moved, the feeds stay silent
+                continue
             for listener in list(self.step_listeners.get(con_id, ())):
-                try:
-                    listener(ev)
-                except Exception:
-                    log.exception("market listener for conId %s failed; it is removed", con_id)
-                    self.step_listeners[con_id].remove(listener)
-        self.faults.on_step()
+                if not supervise("a market subscriber", listener, ev, detail=f"conId {con_id}"):
+                    if listener in self.step_listeners.get(con_id, ()):
+                        self.step_listeners[con_id].remove(listener)    # a broken stream is dropped
+        supervise("fault script", self.faults.on_step)
         if self.persistence is not None:
-            self.persistence.after_step()
+            supervise("state file", self.persistence.after_step)
 
     async def _market_clock(self) -> None:
         step_wall = self.config.step_seconds / self.config.speed
         next_at = self.loop.time() + step_wall
         while True:
             delay = next_at - self.loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            self._step_market()
+            # behind schedule (a slow machine): still yield once, so requests are served between steps
+            await asyncio.sleep(max(delay, 0.0))
+            self.supervisor.run("market", self._step_market)
             next_at += step_wall
             if self.loop.time() - next_at > 5.0:    # far behind (suspended machine): do not replay hours
                 next_at = self.loop.time() + step_wall
@@ -207,6 +233,13 @@ class SimGateway:
         if self._thread:
             self._thread.join(10)
 
+    def connection_stats(self) -> list[ConnectionStats]:
+        """Per open connection: partial input held, output queued unread, bytes sent (any thread)."""
+        def collect() -> list[ConnectionStats]:
+            return [ConnectionStats(s.client_id, s.peer, len(s.inbox), s.send_queued(), s.bytes_sent)
+                    for s in self.open_sessions]
+        return self.call(collect)
+
     def call(self, fn: Callable, *args):
         """Run `fn(*args)` on the gateway's loop from another thread and return its result."""
         async def run():
@@ -252,6 +285,10 @@ class SimGateway:
         task = asyncio.current_task()
         self._connections.add(task)
         peer = "%s:%s" % writer.get_extra_info("peername")[:2]
+        if self.config.socket_send_buffer:
+            sock = writer.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, int(self.config.socket_send_buffer))
         session: Session | None = None
         try:
             session = await self._handshake(reader, writer, peer)
@@ -267,6 +304,7 @@ class SimGateway:
             if session is not None:
                 if self.sessions.get(session.client_id) is session:
                     del self.sessions[session.client_id]
+                self.open_sessions.discard(session)
                 session.close()
                 if session.client_id is not None:
                     log.info("client %s disconnected", session.client_id)
@@ -299,10 +337,12 @@ class SimGateway:
         await writer.drain()
         session = Session(self, writer, version, peer, hello.options)
         self.faults.attach(session)
+        self.open_sessions.add(session)
         return session
 
     async def _serve_session(self, session: Session, reader: asyncio.StreamReader) -> None:
-        buffer = bytearray()
+        buffer = session.inbox               # released by session.close(), whatever ends the connection
+        limit = min(self.config.max_request_bytes, MAX_FRAME)
         rate = MessageRate(self.config.max_messages_per_second) if self.config.pace_messages else None
         paced = "+PACEAPI" in session.connect_options
         while True:
@@ -313,7 +353,7 @@ class SimGateway:
                 return
             buffer += chunk
             try:
-                frames = split_frames(buffer)
+                frames = split_frames(buffer, limit)
             except ProtocolError as exc:
                 session.error(-1, 320, f"Server error when reading an API client request. {exc}")
                 log.warning("%s: %s; closing", session, exc)
@@ -360,6 +400,9 @@ class SimGateway:
             session.error(-1, 320, f"Server error when reading an API client request. {exc}")
             log.warning("%s sent a garbled message: %s", session, exc)
             return True
+        except Exception as exc:             # never expected: split_fields raises ProtocolError only
+            log.warning("%s sent an unreadable message (%s: %s)", session, type(exc).__name__, exc)
+            return True
         if session.client_id is None:
             if msg_id != OUT.START_API:
                 session.error(-1, 320, f"Server error when reading an API client request. "
@@ -374,15 +417,17 @@ class SimGateway:
                                    f"Unsupported message id {msg_id}")
             log.warning("%s sent unsupported message id %d", session, msg_id)
             return True
+        reader = FieldReader(fields, handler.__name__, 1)
         try:
-            handler(session, FieldReader(fields, handler.__name__, 1))
+            handler(session, reader)
         except ProtocolError as exc:
-            session.error(-1, 320, f"Server error when reading an API client request. {exc}")
+            # the request's id when the handler got that far (as TWS names the request it could not read)
+            session.error(_id_or_unset(reader), 320, f"Server error when reading an API client request. {exc}")
             log.warning("%s: %s", session, exc)
         except Exception:
             log.exception("%s: handler %s failed on %r", session, handler.__name__, fields[:6])
-            session.error(-1, 322, f"Server error when processing an API client request. "
-                                   f"({handler.__name__} failed; see the simulator log)")
+            session.error(_id_or_unset(reader), 322, f"Server error when processing an API client request. "
+                                                     f"({handler.__name__} failed; see the simulator log)")
         if self.persistence is not None:
             self.persistence.after_request(msg_id)
         return True
@@ -409,6 +454,10 @@ class SimGateway:
             session.error(-1, code, text)
         self.broker.on_client_connected(session)
         return True
+
+
+def _id_or_unset(reader: FieldReader) -> int:
+    return reader.req_id if reader.req_id is not None else -1
 
 
 def _load_request_modules() -> None:

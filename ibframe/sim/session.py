@@ -2,7 +2,10 @@
 
 Owns: the negotiated server version, the clientId, the client's live subscriptions (by reqId)
 and the encoding of every outgoing message for that version. Handlers reach the rest of the
-gateway through `session.gateway`. Never reads the socket itself: the server feeds it frames.
+gateway through `session.gateway`. Never reads the socket itself: the server feeds it frames (the
+partial request it holds is `inbox`, released at close). Bounds what it queues for the client: past
+`SimConfig.max_send_queue_bytes` unread, the connection is cut (logged with the clientId), so a
+client that stops reading costs the simulator a bounded amount of memory.
 """
 from __future__ import annotations
 
@@ -42,6 +45,8 @@ class Session:
         self.market_data_type = 1
         self.closed = False
         self.bytes_sent = 0
+        self.inbox = bytearray()                # the request being received (the server's read buffer)
+        self.queue_limit = gateway.config.max_send_queue_bytes
 
     # --- output ---------------------------------------------------------------------------------
     def send(self, *fields) -> None:
@@ -52,6 +57,25 @@ class Session:
         self.bytes_sent += len(data)
         self.gateway.tap(self, fields)
         self.writer.write(data)
+        if self.queue_limit and self.send_queued() > self.queue_limit:
+            self._stuck()
+
+    def send_queued(self) -> int:
+        """Bytes written for this client that its socket has not taken yet (0 once closed)."""
+        transport = getattr(self.writer, "transport", None)
+        if transport is None or transport.is_closing():
+            return 0
+        return transport.get_write_buffer_size()
+
+    def _stuck(self) -> None:
+        """The client does not read: cut the connection and drop what is queued (a close would wait for it)."""
+        log.warning("client %s (%s) is not reading: %d bytes queued to it, over the limit of %d "
+                    "(SimConfig.max_send_queue_bytes); disconnecting it", self.client_id, self.peer,
+                    self.send_queued(), self.queue_limit)
+        transport = getattr(self.writer, "transport", None)
+        self.close()
+        if transport is not None:
+            transport.abort()
 
     def error(self, req_id: int, code: int, text: str, advanced_json: str = "") -> None:
         """ERR_MSG in the layout of the negotiated version (versioned below 194, timestamped from 194)."""
@@ -91,6 +115,7 @@ class Session:
             except Exception:  # a broken stream must not keep the others alive
                 log.exception("closing subscription %s of %s", sub.req_id, self)
         self.subscriptions.clear()
+        self.inbox.clear()
         try:
             self.writer.close()
         except Exception:

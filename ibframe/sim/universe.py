@@ -215,7 +215,7 @@ def _matches(inst: Instrument, q: ContractQuery) -> bool:
         return False
     if q.right and q.right[:1].upper() != inst.right and q.right not in ("?", "0"):
         return False
-    if q.multiplier and inst.multiplier and float(q.multiplier) != float(inst.multiplier):
+    if q.multiplier and inst.multiplier and _number(q.multiplier) != _number(inst.multiplier):
         return False
     if q.exchange and q.exchange.upper() not in inst.valid_exchanges:
         return False
@@ -226,6 +226,14 @@ def _matches(inst: Instrument, q: ContractQuery) -> bool:
     if q.trading_class and q.trading_class != inst.trading_class:
         return False
     return True
+
+
+def _number(text: str) -> float | None:
+    """A multiplier as a number; None when it is not one (then it matches nothing)."""
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 # --- loading ----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ MAX_FRAME = 0xFFFFFF  # ibapi refuses anything longer (const.MAX_MSG_LEN)
 API_PREFIX = b"API\0"
 
 UNSET_INTEGER = 2**31 - 1
+INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
 UNSET_DOUBLE_TEXT = "1.7976931348623157E308"  # how TWS prints Double.MAX_VALUE
 UNSET_DOUBLE = 1.7976931348623157e308
 
@@ -51,13 +52,15 @@ def encode_message(fields) -> bytes:
     return frame(text.encode("ascii", errors="backslashreplace"))
 
 
-def split_frames(buffer: bytearray) -> list[bytes]:
-    """Cut every complete frame off the front of ``buffer`` (in place); partial data stays."""
+def split_frames(buffer: bytearray, limit: int = MAX_FRAME) -> list[bytes]:
+    """Cut every complete frame off the front of ``buffer`` (in place); partial data stays.
+    A declared length over `limit` (at most the protocol's) is a ProtocolError as soon as it is read."""
     out = []
     while len(buffer) >= 4:
         size = struct.unpack_from("!I", buffer, 0)[0]
-        if size > MAX_FRAME:
-            raise ProtocolError(f"frame length {size} exceeds the TWS limit of {MAX_FRAME} bytes")
+        if size > limit:
+            raise ProtocolError(f"frame length {size} exceeds the limit of {limit} bytes"
+                                + (" (the TWS protocol's)" if limit == MAX_FRAME else " (SimConfig.max_request_bytes)"))
         if len(buffer) < 4 + size:
             break
         out.append(bytes(buffer[4:4 + size]))
@@ -109,12 +112,15 @@ class FieldReader:
     text like ``field 7 (strike): expected a number, got 'abc'``.
     """
 
-    __slots__ = ("fields", "pos", "msg_name")
+    __slots__ = ("fields", "pos", "msg_name", "req_id")
+
+    ID_NAMES = frozenset({"reqId", "orderId", "tickerId"})
 
     def __init__(self, fields: list[str], msg_name: str = "request", start: int = 0):
         self.fields = fields
         self.pos = start
         self.msg_name = msg_name
+        self.req_id: int | None = None      # the request's id once read: the id an error about it carries
 
     def _next(self, what: str) -> str:
         if self.pos >= len(self.fields):
@@ -130,21 +136,31 @@ class FieldReader:
         return self._next(what)
 
     def int(self, what: str = "integer", default: int = 0) -> int:
+        value = self._int(what, default)
+        if self.req_id is None and what in self.ID_NAMES and isinstance(value, int):
+            self.req_id = value
+        return value
+
+    def _int(self, what: str, default):
         raw = self._next(what)
         if raw == "":
             return default
         try:
-            return int(raw)
+            value = int(raw)
         except ValueError:
             try:
                 as_float = float(raw)
             except ValueError:
                 as_float = math.nan
-            if as_float.is_integer():
-                return int(as_float)
-            raise ProtocolError(
-                f"{self.msg_name} field {self.pos - 1} ({what}): expected an integer, got {raw[:30]!r}"
-            ) from None
+            if not as_float.is_integer():
+                raise ProtocolError(
+                    f"{self.msg_name} field {self.pos - 1} ({what}): expected an integer, got {raw[:30]!r}"
+                ) from None
+            value = int(as_float)
+        if not INT64_MIN <= value <= INT64_MAX:       # TWS reads Java ints and longs: nothing wider exists
+            raise ProtocolError(f"{self.msg_name} field {self.pos - 1} ({what}): the integer {raw[:30]!r} is "
+                                f"out of range")
+        return value
 
     def float(self, what: str = "number", default: float = 0.0) -> float:
         raw = self._next(what)
