@@ -1,10 +1,11 @@
-"""The connection to TWS / IB Gateway: an EClient whose reader only frames bytes.
+"""The connection to TWS / IB Gateway: an EClient whose socket is read by the dispatch thread itself.
 
-Owns: the socket, the handshake, the reader thread and the paced outgoing writer (ibframe.writer). The reader
-cuts frames off its buffer with a moving offset (no copy of the rest of the buffer per
-message, unlike ibapi's EReader) and hands them, a batch per recv, to the dispatch thread,
-which decodes them with ibapi's own Decoder (the streaming market-data messages with
-ibframe.decoding, which has the same effect, faster). Nothing here interprets a message.
+Owns: the socket, the handshake, reading and framing what arrives, and the paced outgoing writer
+(ibframe.writer). The dispatch thread watches the socket (Dispatcher.watch): when it is readable, one
+recv, the whole frames cut off the buffer with a moving offset (no copy of the rest of the buffer per
+message, unlike ibapi's EReader) and decoded at once with ibapi's own Decoder (the streaming
+market-data messages with ibframe.decoding, which has the same effect, faster). No thread hands a
+frame to another between the kernel and the strategy. Nothing here interprets a message.
 
 Bad frames: every frame the client cannot use is counted once and logged once, whatever layer
 refused it: `bad_frames` (the total) and `bad_frame_reasons` (a Counter) — "garbled" (decoding
@@ -16,9 +17,11 @@ price; see router.py). Log lines are rate-limited per reason (BadFrameLog): the 
 BAD_FRAME_FULL_LINES in full, then one summary line per reason at most every
 BAD_FRAME_SUMMARY_EVERY seconds, so a flood cannot fill a disk.
 
-Backpressure: at most MAX_QUEUED_BATCHES batches (each at most one recv, 256 KiB) wait for
-the dispatch thread. When it falls behind, the reader stops reading and TWS's sends wait in
-the socket buffers, so memory stays bounded however long a burst lasts; nothing is dropped.
+Backpressure: the socket is read only when the dispatch thread is free to handle what it reads (one
+recv of at most RECV_SIZE at a time), so when strategies fall behind, TWS's sends wait in the socket
+buffers and memory stays bounded however long a burst lasts; nothing is dropped. How far behind the
+socket the dispatch thread is (`current_lag`) is bounded from the last moment the socket was seen
+with nothing unread (Watch.quiet_at).
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ import socket
 import struct
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
@@ -36,16 +39,18 @@ from ibapi.client import EClient
 from ibapi.common import PROTOBUF_MSG_ID
 from ibapi.const import MAX_MSG_LEN
 from ibapi.decoder import Decoder
+from ibapi.message import OUT
 from ibapi.server_versions import MAX_CLIENT_VER, MIN_CLIENT_VER, MIN_SERVER_VER_PROTOBUF
 
 from .decoding import FastDecoder
-from .dispatch import Dispatcher
+from .dispatch import Dispatcher, Watch
+from .order_encoding import encode_place_order
+from .risk.gate import DOOR
 from .writer import DEFAULT_LIMIT, OutgoingWriter, WriterStats
 
 log = logging.getLogger("ibframe.connection")
 
-RECV_SIZE = 262144
-MAX_QUEUED_BATCHES = 16              # at most 16 recvs (4 MiB of frames) wait for the dispatch thread
+RECV_SIZE = 262144                   # one recv, decoded before the next: at most this much read ahead
 BAD_FRAME_REASONS = ("garbled", "unknown_id", "ibapi_dropped", "oversize", "bad_value")
 BAD_FRAME_FULL_LINES = 20            # bad frames of one reason logged in full before lines are summarised
 BAD_FRAME_SUMMARY_EVERY = 10.0       # seconds between summary lines of one reason
@@ -227,7 +232,6 @@ class IBConnection(EClient):
         self.dispatcher = dispatcher
         self.use_throttle = throttle
         self.writer_limit = writer_limit     # TWS's messages/s for this account (ibframe.writer keeps under it)
-        self._reader: threading.Thread | None = None
         self.frames_received = 0
         self.bad_frames = 0                  # frames not used, whatever refused them (one per frame)
         self.bad_frame_reasons: Counter[str] = Counter()   # the same, by reason (BAD_FRAME_REASONS)
@@ -237,15 +241,16 @@ class IBConnection(EClient):
         if isinstance(hooks, list):
             hooks.append(self.frame_fault)
         self.protocol_failures = 0           # framing errors that reset the connection (a frame over MAX_MSG_LEN)
-        self.dispatch_lag = 0.0              # seconds the last decoded batch waited for the dispatch thread
+        self.dispatch_lag = 0.0              # seconds the last decoded batch may have waited for the dispatch thread
         self.max_dispatch_lag = 0.0
         self.lag_warning = 1.0               # warn past this lag (connection.lag_warning in the YAML)
         self.lag_warnings = 0                # batches decoded later than lag_warning
         self._lag_warned_at = float("-inf")
         self.recorder = None                 # an ibframe.record.Recorder taps every frame in and message out
         self._fast: FastDecoder | None = None   # the hot market-data messages; ibapi's Decoder does the rest
-        self._room = threading.Semaphore(MAX_QUEUED_BATCHES)   # batches the reader may still queue
-        self._unfinished: deque[float] = deque()   # read times of batches queued or being decoded, oldest first
+        self._inbox = bytearray()            # bytes read and not yet a whole frame (dispatch thread only)
+        self._watch: Watch | None = None     # the socket's Watch: when it was last seen with nothing unread
+        self._batch_since: float | None = None   # while a batch is decoded: the earliest its data can have come
         self.generation = 0                  # sockets opened so far (each reconnect opens one more)
 
     # --- connecting ---------------------------------------------------------------------------
@@ -295,10 +300,10 @@ class IBConnection(EClient):
         self.conn = SocketTransport(sock, self.writer_limit if self.use_throttle else None, self.serverVersion_)
         self.decoder = Decoder(self.wrapper, self.serverVersion_)
         self.setConnState(EClient.CONNECTED)
-        self.generation += 1                 # a stale reader of an earlier socket can no longer end this one
-        self._reader = threading.Thread(target=self._read_loop, args=(sock, buffer, self.generation),
-                                        name="ibframe-reader", daemon=True)
-        self._reader.start()
+        self.generation += 1                 # a late read of an earlier socket can no longer end this one
+        generation = self.generation
+        self.dispatcher.post(self._start_reading, bytes(buffer), generation)
+        self.dispatcher.watch(sock, lambda watch: self._on_readable(watch, generation))
         self.startApi()
         log.info("connected to %s as client %d, server version %d", where, client_id, self.serverVersion_)
 
@@ -319,74 +324,94 @@ class IBConnection(EClient):
         (orderId, Order) from `ibframe.risk.gate.DOOR` after the gate, and only then calls here. Anything
         else (a hand call, a stale pass, an order changed since its check) raises UnapprovedOrder and sends
         nothing. What-if orders (`order.whatIf`) need no pass: TWS never works them."""
-        from .risk.gate import DOOR
         DOOR.admit(self, orderId, order)
-        super().placeOrder(orderId, contract, order)
+        text = encode_place_order(self.serverVersion_, orderId, contract, order) if self.isConnected() else None
+        if text is None:                     # a feature the lean encoder leaves to ibapi, or not connected
+            super().placeOrder(orderId, contract, order)
+        else:                                # the same bytes ibapi would send (tests/test_order_encoding.py)
+            self.sendMsg(OUT.PLACE_ORDER, text)
 
-    # --- reader thread: frames only -----------------------------------------------------------------
-    def _read_loop(self, sock: socket.socket, buffer: bytearray, generation: int) -> None:
+    # --- reading, on the dispatch thread ---------------------------------------------------------------
+    def _start_reading(self, leftover: bytes, generation: int) -> None:
+        """A new socket: what the handshake read beyond its answer starts the inbox (decoded if whole)."""
+        if generation != self.generation:
+            return
+        self._inbox = bytearray(leftover)
+        self._watch = None
+        if leftover:
+            self._consume(time.monotonic(), generation, None)
+
+    def _on_readable(self, watch: Watch, generation: int) -> None:
+        """The watched socket has data (or was closed): one recv, then every whole frame decoded."""
+        if generation != self.generation:
+            self.dispatcher.unwatch(watch.sock)
+            return
+        self._watch = watch
+        since = watch.quiet_at
         try:
-            while True:
-                frames, used = split_frames(buffer)
-                if used:
-                    del buffer[:used]
-                    if self.recorder is not None:
-                        self.recorder.inbound(frames)
-                    while not self._room.acquire(timeout=0.5):      # the dispatch thread is behind: wait
-                        if self.connState != EClient.CONNECTED:
-                            return
-                    read_at = time.monotonic()
-                    self._unfinished.append(read_at)
-                    self.dispatcher.post(self._decode_queued, frames, read_at)
-                if len(buffer) >= 4 and _LENGTH.unpack_from(buffer)[0] > MAX_MSG_LEN:
-                    self._protocol_failure(sock, buffer)
-                    break
-                chunk = sock.recv(RECV_SIZE)
-                if not chunk:
-                    break
-                buffer += chunk
+            chunk = watch.sock.recv(RECV_SIZE)
+        except BlockingIOError:
+            return
         except OSError:
-            pass
-        self.dispatcher.post(self._connection_lost, generation)
+            chunk = b""
+        if not chunk:
+            self.dispatcher.unwatch(watch.sock)
+            self._connection_lost(generation)
+            return
+        read_at = time.monotonic()
+        if len(chunk) < RECV_SIZE:
+            watch.quiet_at = read_at         # the kernel had no more: anything read later came after now
+        self._inbox += chunk
+        self._consume(since, generation, watch.sock)
 
-    def _protocol_failure(self, sock: socket.socket, buffer: bytearray) -> None:
+    def _consume(self, since: float, generation: int, sock: socket.socket | None) -> None:
+        inbox = self._inbox
+        frames, used = split_frames(inbox)
+        if used:
+            del inbox[:used]
+            if self.recorder is not None:
+                self.recorder.inbound(frames)
+            self._batch_since = since
+            try:
+                self._note_lag(time.monotonic() - since)
+                self._decode_batch(frames)
+            finally:
+                self._batch_since = None
+        if len(inbox) >= 4 and _LENGTH.unpack_from(inbox)[0] > MAX_MSG_LEN and generation == self.generation:
+            self._protocol_failure(sock, inbox)
+
+    def _protocol_failure(self, sock: socket.socket | None, buffer: bytearray) -> None:
         """A frame longer than the protocol allows: nothing after it can be framed. Reset the connection (the
         supervisor reconnects and resubscribes) instead of buffering forever; counted and logged once, as an
-        "oversize" bad frame, on the dispatch thread."""
+        "oversize" bad frame."""
         declared = _LENGTH.unpack_from(buffer)[0]
         self.protocol_failures += 1
         detail = (f"protocol failure from {self.host}:{self.port}: a frame declares {declared} bytes, over the "
                   f"protocol limit {MAX_MSG_LEN}; resetting the connection")
-        self.dispatcher.post(self._reject, bytes(buffer[:16]), "oversize", detail, None)
+        self._reject(bytes(buffer[:16]), "oversize", detail, None)
         buffer.clear()
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+        sock = sock or (self.conn.socket if self.conn is not None else None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # the next read sees the end: connection lost, reconnect
+            except OSError:
+                pass
 
     # --- dispatch thread ------------------------------------------------------------------------------
-    def _decode_queued(self, frames: list[bytes], read_at: float | None = None) -> None:
-        """A batch from the reader: note how long it waited (the dispatch lag), decode it, then let the reader
-        queue another."""
-        if read_at is not None:
-            self._note_lag(time.monotonic() - read_at)
-        try:
-            self._decode_batch(frames)
-        finally:
-            if read_at is not None and self._unfinished:
-                self._unfinished.popleft()
-            self._room.release()
-
     def current_lag(self) -> float:
-        """How far behind the socket the dispatch thread is now: the age of the oldest batch queued or being
-        decoded (0 when every frame read has been handled). Any thread; what a stale-data check reads."""
-        try:
-            return max(0.0, time.monotonic() - self._unfinished[0])
-        except IndexError:
-            return 0.0
+        """How far behind the socket the dispatch thread may be now (0 when it waits for data): while a batch is
+        decoded, the age of the earliest moment its data can have come; between batches, the time since the
+        socket was last seen with nothing unread. Any thread; what a stale-data check reads."""
+        since = self._batch_since
+        if since is None:
+            watch = self._watch
+            if watch is None or self.dispatcher.idle:
+                return 0.0
+            since = watch.quiet_at
+        return max(0.0, time.monotonic() - since)
 
     def _note_lag(self, lag: float) -> None:
-        """The dispatch lag: how old the frames being decoded now are. Warned about (at most every 10 s) past
+        """The dispatch lag: how old the frames being decoded now can be. Warned about (at most every 10 s) past
         `lag_warning` seconds: strategy code slower than the stream it subscribed to."""
         self.dispatch_lag = lag
         if lag > self.max_dispatch_lag:
@@ -488,7 +513,8 @@ class IBConnection(EClient):
             if not self.conn.drain(drain):
                 log.warning("closing with messages still queued for TWS after %gs: they are dropped", drain)
         self.setConnState(EClient.DISCONNECTED)
+        sock = getattr(self.conn, "socket", None)
         if self.conn is not None:
             self.conn.disconnect()
-        if self._reader is not None and self._reader is not threading.current_thread():
-            self._reader.join(5)
+        if sock is not None:
+            self.dispatcher.unwatch(sock)

@@ -19,6 +19,7 @@ from pathlib import Path
 from .config import ConfigError, GatewayConfig, RunConfig, check_live_port, load_config, parse_duration
 from .connection import ConnectError
 from .contracts import ContractError, label
+from . import gc_policy
 from .engine import Engine
 from .journal import JournalError
 from .params import check_params
@@ -93,6 +94,7 @@ class Runner:
         self.leftovers = None                     # what became of an earlier run's working orders (LeftoverReport)
         self.supervisor: ConnectionSupervisor | None = None   # reconnects (live runs only)
         self.lost: str | None = None             # why the connection ended the run (exit code 3)
+        self._gc_settled = False                 # gc_policy.settle ran at start: release it at stop
 
     def start_gateway(self) -> GatewayConfig:
         gw = self.cfg.gateway
@@ -144,6 +146,10 @@ class Runner:
                 raise RunError(f"strategy {strategy.name} failed in on_start: {type(exc).__name__}: {exc}") from None
             log.info("strategy %s started on %s", strategy.name, ", ".join(strategy.instruments))
         self.mark("started")
+        gc_state = gc_policy.settle(self.cfg.gc)       # start-up is done: what lives now is frozen out of the collector
+        self._gc_settled = True
+        log.debug("garbage collector: policy %s, %d objects frozen, thresholds %s", self.cfg.gc, gc_state.frozen,
+                  gc_state.thresholds)
 
     def check_leftovers(self) -> None:
         """Working orders an earlier run left under this client id: cancelled, adopted or left by `orders:
@@ -291,6 +297,9 @@ class Runner:
             log.info("recording written to %s", self.recorder.path)
         if self.sim is not None:
             self.sim.stop()
+        if self._gc_settled:
+            self._gc_settled = False
+            gc_policy.release()
 
     def capture_marks(self) -> dict[int, float]:
         """conId -> mid of every traded or configured instrument whose quote line is live right now."""

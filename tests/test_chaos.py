@@ -222,6 +222,7 @@ def test_100_faults_while_trading_every_recovery_fresh_and_no_fill_lost_doubled_
         retired: set[int] = set()                      # every request id ibframe has left (ended or resubscribed)
 
         def watch():
+            sent.extend(t.order_id for t in s.trades)  # orders on_start sent before this hook was in place
             engine.router.finish_hooks.append(lambda req: retired.add(req.req_id))
             engine.orders.sent_hooks.append(lambda t, action: sent.append(t.order_id) if action == "place" else None)
             engine.orders.reconcile_hooks.append(summaries.append)

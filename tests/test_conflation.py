@@ -63,7 +63,9 @@ def test_without_conflation_every_update_reaches_on_quote(quiet_market):
     prices = burst(gw, engine, s)
     wait_until(lambda: s.line.bid == prices[-1] and s.seen and s.seen[-1] == prices[-1], timeout=30,
                what="the last bid delivered")
-    assert s.seen[before:] == prices and s.conflated == 0
+    # on_quote calls for the opening snapshot (bid, ask, sizes) may still run after the first bid was seen:
+    # the burst's own bids are the ones in its price range (the market is near 190)
+    assert [bid for bid in s.seen[before:] if bid in set(prices)] == prices and s.conflated == 0
 
 
 def test_with_conflation_the_slow_strategy_sees_the_latest_quote_and_merges_are_counted(quiet_market):
@@ -72,7 +74,7 @@ def test_with_conflation_the_slow_strategy_sees_the_latest_quote_and_merges_are_
     before = len(s.seen)
     prices = burst(gw, engine, s)
     wait_until(lambda: s.seen and s.seen[-1] == prices[-1], timeout=30, what="the last bid delivered")
-    delivered = s.seen[before:]
+    delivered = [bid for bid in s.seen[before:] if bid in set(prices)]   # not the opening snapshot's late calls
     assert len(delivered) < len(prices) and s.conflated > 0
     assert len(delivered) + s.conflated >= len(prices)     # every bid either delivered or counted as merged
     assert delivered == sorted(delivered)                  # never an older quote after a newer one

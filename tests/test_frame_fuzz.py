@@ -313,7 +313,7 @@ def run_batches(gw: RawGateway, engine: Engine, reqs: dict, base: list, total: i
         assert set(conn.bad_frame_reasons) <= set(BAD_FRAME_REASONS)
         assert state_problems(engine, reqs) == []
         names = {t.name for t in threading.enumerate() if t.is_alive()}
-        assert {"ibframe-reader", "ibframe-dispatch"} <= names and conn.isConnected()
+        assert "ibframe-dispatch" in names and conn.isConnected()      # the thread that reads and decodes
         sent += len(payloads)
         refused_at_least += must
         mutated_total += mutated

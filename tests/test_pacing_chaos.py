@@ -47,8 +47,8 @@ class SimulatorClock(Clock):
     def now(self) -> float:
         return self.gateway.now()
 
-    def wait(self, q, timeout):
-        return q.get(timeout=None if timeout is None else max(timeout / self.speed, 0.0005))
+    def wall(self, seconds: float) -> float:
+        return max(seconds / self.speed, 0.0005)
 
 
 def plan(contracts: list) -> list[tuple]:

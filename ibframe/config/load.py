@@ -56,7 +56,7 @@ def load_config(path: str | Path) -> RunConfig:
     cfg = RunConfig(source=source, strategies=strategies, gateway=_gateway(top.gateway),
                     sim=SimSettings(top.sim.seed, top.sim.speed, top.sim.universe, top.sim.start),
                     duration=top.duration, log_level=top.log_level, state_dir=top.state_dir, record=top.record,
-                    ack_timeout=top.orders.ack_timeout, on_stop=top.on_stop,
+                    ack_timeout=top.orders.ack_timeout, on_stop=top.on_stop, gc=top.gc,
                     leftovers=top.orders.leftovers or "cancel")
     from ..risk.config import RiskConfig                      # the `risk:` section (ibframe.risk.config)
     cfg.risk = RiskConfig.from_mapping(top.risk, fail, names)

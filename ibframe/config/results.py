@@ -55,6 +55,7 @@ class RunConfig:
     record: str | None = None         # write the session to this recording (ibframe.record)
     ack_timeout: float = ACK_TIMEOUT  # seconds TWS may take to answer a placeOrder before ibframe reconciles
     on_stop: str = "cancel"           # working orders at the end of a run: "cancel" them or "leave" them working
+    gc: str = "freeze"                # the collector after start-up (ibframe.gc_policy): "freeze" or "default"
     leftovers: str = "cancel"         # an earlier run's working orders at start (orders.leftovers): cancel|adopt|leave
     risk: Any = None                  # ibframe.risk.config.RiskConfig (the `risk:` section; defaults when absent)
     journal: Any = None               # ibframe.journal.config.JournalConfig (the `journal:` section)

@@ -200,6 +200,13 @@ def _on_stop(value: Any) -> Any:
     return value
 
 
+def _gc(value: Any) -> Any:
+    if value not in ("freeze", "default"):
+        raise ValueError(f"{value!r}: write freeze (collect, then freeze what start-up made so later collections are "
+                         f"short; the default) or default (Python's own collector settings)")
+    return value
+
+
 def _empty_is_default(value: Any) -> Any:
     return {} if value is None else value
 
@@ -218,6 +225,7 @@ class RunSection(Section):
     orders: Annotated[OrdersSection, BeforeValidator(_empty_is_default)] = Field(
         default_factory=OrdersSection, description="a mapping, e.g. {ack_timeout: 10s}")
     on_stop: Annotated[str, BeforeValidator(_on_stop)] = "cancel"
+    gc: Annotated[str, BeforeValidator(_gc)] = "freeze"
     risk: Any = None                          # each of these four is validated by its own module's model
     journal: Any = None
     connection: Any = None
