@@ -19,9 +19,9 @@ test: install
 	$(BIN)/python -m pytest -q -n 3 --dist worksteal
 
 # the fuzz tests at full size: 1,000,000 mutated frames into the client, 10,000 mutated configs, garbage
-# connections into the simulator (the suite runs the same tests with fewer cases)
+# connections into the simulator, 6,000 generated orders encoded both ways (the suite runs the same tests with fewer cases)
 fuzz: install
-	IBFRAME_FUZZ=full $(BIN)/python -m pytest -q -n 3 --dist worksteal tests/test_frame_fuzz.py tests/test_sim_fuzz.py tests/test_config_fuzz.py
+	IBFRAME_FUZZ=full $(BIN)/python -m pytest -q -n 3 --dist worksteal tests/test_frame_fuzz.py tests/test_sim_fuzz.py tests/test_config_fuzz.py tests/test_order_encoding.py
 
 sim: install
 	$(BIN)/python -m ibframe.sim
