@@ -159,7 +159,10 @@ class Dispatcher:
 
     def call_later(self, delay: float, fn: Callable) -> TimerHandle:
         timer = _Timer(self.clock.now() + delay, next(self._seq), fn)
-        self.post(self._add_timer, timer)
+        if threading.current_thread() is self._thread:
+            heapq.heappush(self._timers, timer)          # on the dispatch thread (e.g. an order's ack timeout)
+        else:
+            self.post(self._add_timer, timer)
         return TimerHandle(timer)
 
     def call_every(self, every: float, fn: Callable, first_after: float | None = None) -> TimerHandle:
