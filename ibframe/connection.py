@@ -482,13 +482,16 @@ class IBConnection(EClient):
             self._reject(b"", reason, detail, None)
 
     def _reject(self, payload: bytes, reason: str, detail: str, exc: Exception | None) -> None:
-        """Count one unusable frame, log it (rate-limited per reason) and tell the wrapper (`bad_message`)."""
-        self.bad_frames += 1
-        self.bad_frame_reasons[reason] += 1
-        self.bad_frame_log.note(reason, detail, payload)
-        report = getattr(self.wrapper, "bad_message", None)
-        if report is not None:
-            report(payload, exc if exc is not None and reason == "garbled" else BadFrame(reason, detail))
+        """Log one unusable frame (rate-limited per reason), tell the wrapper (`bad_message`), then count it: a
+        reader of the counters (a monitor, a test on another thread) sees the count only once both are done."""
+        try:
+            self.bad_frame_log.note(reason, detail, payload)
+            report = getattr(self.wrapper, "bad_message", None)
+            if report is not None:
+                report(payload, exc if exc is not None and reason == "garbled" else BadFrame(reason, detail))
+        finally:
+            self.bad_frames += 1
+            self.bad_frame_reasons[reason] += 1
 
     def _connection_lost(self, generation: int | None = None) -> None:
         if generation is not None and generation != self.generation:

@@ -2,8 +2,9 @@
 
 A smoke test only: the benchmark's numbers are not checked (no timing assertion belongs in the test
 suite); what is checked is that each case ran in its processes, that every burst, round trip, book,
-replay, stream and bar series arrived complete (each run verifies its own counts), and that the
-table and the JSON report say so.
+replay, stream and bar series arrived complete (each run verifies its own counts), that the cases
+with peers measured them in the same run (ib_async and stock ibapi rows and their ratios), and that
+the table and the JSON report say so.
 """
 from __future__ import annotations
 
@@ -18,6 +19,16 @@ import pytest
 from ibframe.bench import CASES
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# rows a case must print: the peers measured next to ibframe in the same run
+PEER_ROWS = {
+    "throughput": ["ib_async", "stock ibapi", "ratio ibframe / ib_async", "ratio ibframe / stock"],
+    "latency": ["ib_async tick -> updateEvent -> placeOrder: p50", "ibframe p50 above the echo floor",
+                "ib_async p50 above the echo floor", "ratio ibframe / ib_async"],
+    "latency_load": ["ibframe (risk rules on) tick -> order under load: p99", "ib_async tick -> order under load: p99",
+                     "background rate achieved"],
+    "memory": ["per instrument, subscribed", "per instrument, end", "growth from halfway to the end"],
+}
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -41,3 +52,6 @@ def test_each_quick_case_prints_its_table_row_and_verified_its_counts(tmp_path, 
         for row in case["rows"]:
             assert row["verified"] and row["samples"], (case["name"], row)
             assert row["min"] <= row["median"] <= row["max"]
+        labels = [row["label"] for row in case["rows"]]
+        for fragment in PEER_ROWS.get(name, []):
+            assert any(fragment in label for label in labels), (name, fragment, labels)

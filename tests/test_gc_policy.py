@@ -25,7 +25,8 @@ def python_defaults():
 def test_settle_freezes_the_start_up_heap_and_release_gives_it_back(python_defaults):
     made_at_start_up = [object() for _ in range(1000)]
     state = gc_policy.settle("freeze")
-    assert state.frozen >= 1000 and gc.get_freeze_count() == state.frozen
+    # frozen objects freed since (by any thread) leave the permanent generation, so the count only shrinks
+    assert state.frozen >= 1000 and 0 < gc.get_freeze_count() <= state.frozen
     assert state.thresholds == gc_policy.FREEZE_THRESHOLDS == gc.get_threshold()
     gc_policy.release()
     assert gc.get_freeze_count() == 0 and gc.get_threshold() == python_defaults

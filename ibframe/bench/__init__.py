@@ -5,15 +5,18 @@ fresh process (`python -m ibframe.bench.worker CASE PART`), is repeated, and is 
 median / min / max; every run checks that it lost nothing (each message arrived, each update was
 applied) and a run that did not is marked as failed, never averaged in. The cases, in table order:
 
-1. throughput — market-data bursts from a loopback TWS-protocol server into the stock ibapi client
-   and into ibframe's full path (Engine → dispatch → decoder → Router → state → Strategy);
-2. latency    — tick-to-order round trips through the full path, next to a bare-socket echo;
+1. throughput — market-data bursts from a loopback TWS-protocol server into the stock ibapi client,
+   ib_async and ibframe's full path (Engine → dispatch → decoder → Router → state → Strategy);
+2. latency    — tick-to-order round trips, ibframe (risk rules on) and ib_async, next to a bare-socket echo;
 3. book       — OrderBook.apply on 10- and 20-level books, next to a plain list-based book;
 4. replay     — recorded frames per second through ibframe.replay at speed max;
-5. memory     — RSS over a long stream on 50 instruments (bounded state, bounded backlog);
+5. memory     — RSS over a long stream on 200 instruments (quotes, books, tick rings, bars);
 6. historical — a year of 1-minute bars into Bars and out as a DataFrame.
 7. journal_speed — executions per second into the compliance journal and each hook's cost (µs).
 8. risk_gate  — what the pre-trade risk rules add to the tick → order path (all rules on vs off, µs).
+9. writer_speed — the paced outgoing writer: no added latency under the limit, a burst that never trips TWS.
+10. latency_load — tick → order on one instrument while 50 others stream at 50,000 msgs/s (ibframe, ib_async).
+11. order_encoding — ibapi's placeOrder text vs the lean encoder (µs per order).
 
 Must never: be imported by the framework, or put a timing assertion into the test suite (the smoke
 test runs --quick and checks only that every case ran and verified its counts).
@@ -24,7 +27,7 @@ import statistics
 from dataclasses import dataclass, field
 
 CASES = ("throughput", "latency", "book", "replay_speed", "memory", "historical", "journal_speed", "risk_gate",
-         "writer_speed")
+         "writer_speed", "latency_load", "order_encoding")
 
 
 @dataclass(slots=True)

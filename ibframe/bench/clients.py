@@ -1,11 +1,17 @@
-"""The two clients the burst server is measured with: the stock ibapi client and ibframe's full path.
+"""Two of the clients the burst server is measured with: the stock ibapi client and ibframe's full path
+(the third, ib_async, is in peer_ib_async.py).
 
 Owns: connecting each client to a `ServerProcess`, making the subscriptions a burst needs (the
-first market-data line is the sentinel), sending the go signal, timing from the start sentinel to
-the end sentinel, and checking that every message of the burst arrived.
-  * stock:   EClient + EReader + run() on its own thread, with a wrapper that only counts;
-  * ibframe: Engine (connection → dispatch thread → ibapi Decoder → Router → Quote/TickRing/OrderBook)
-             and a Strategy whose on_quote/on_tick/on_depth read the state on every update.
+first market-data line is the sentinel), sending the go signal, and checking that every message of
+the burst arrived. Every client is timed the same way: from the server's stamp just before it sends
+the start sentinel (`started_at`, time.perf_counter: CLOCK_MONOTONIC, one clock for all processes)
+to the moment the client's own code handles the end sentinel.
+  * stock:   EClient + EReader + run() on its own thread, with a wrapper that only counts; it delivers
+             one callback per message (two for a tickPrice with a size: tickPrice, then tickSize);
+  * ibframe: Engine (connection → dispatch thread → decoder → Router → Quote/TickRing/OrderBook/Bars)
+             and a Strategy whose on_quote/on_tick/on_depth read the state: on_quote once per message
+             that changed the top of the book (bid, ask, last or their sizes; a volume-only tick updates
+             the Quote without calling it), on_tick and on_depth once per message.
 Must never: time anything but the burst itself, or report a rate for a run that lost messages.
 """
 from __future__ import annotations
@@ -31,8 +37,9 @@ def contract(i: int) -> Contract:
     return c
 
 
-def plan(variant: str, instruments: int = 8) -> list[tuple[str, str, str]]:
-    """The subscriptions a burst variant needs, in order: (name, what, option)."""
+def plan(variant: str, instruments: int = 8, extras: int = 20) -> list[tuple[str, str, str]]:
+    """The subscriptions a burst variant needs, in order: (name, what, option). "mixed" (the memory case):
+    a quote on each instrument, and on `extras` of them each a book, a tick-by-tick ring and bars."""
     subs = [(SENTINEL, "quote", "")]
     if variant == "l1":
         subs += [(f"Q{i}", "quote", "") for i in range(instruments)]
@@ -40,7 +47,28 @@ def plan(variant: str, instruments: int = 8) -> list[tuple[str, str, str]]:
         subs += [(f"T{i}", "ticks", kind) for i, kind in enumerate(wire.TBT_SUBSCRIPTIONS)]
     elif variant == "depth":
         subs += [(f"D{i}", "depth", "") for i in range(4)]
+    elif variant == "mixed":
+        subs += [(f"Q{i}", "quote", "") for i in range(instruments)]
+        subs += [(f"Q{i}", "depth", "") for i in range(extras)]
+        subs += [(f"Q{extras + i}", "ticks", wire.TBT_KINDS[i % 3]) for i in range(extras)]
+        subs += [(f"Q{2 * extras + i}", "bars", "") for i in range(extras)]
     return subs
+
+
+def contracts_for(subs: list[tuple[str, str, str]]) -> dict[str, Contract]:
+    """A distinct contract per distinct name (a name may carry a quote and a book)."""
+    out: dict[str, Contract] = {}
+    for name, _, _ in subs:
+        if name not in out:
+            out[name] = contract(len(out))
+    return out
+
+
+def final_quotes_match(quotes: list, final: dict) -> tuple[bool, str]:
+    """Each slot's (bid, ask) at the end equals the last the server sent for it (`final`: {slot: [bid, ask]})."""
+    wrong = [(slot, want, [quotes[int(slot)][0], quotes[int(slot)][1]]) for slot, want in final.items()
+             if [quotes[int(slot)][0], quotes[int(slot)][1]] != want]
+    return not wrong, f"{len(final)} final quotes, {len(wrong)} wrong {wrong[:3]}"
 
 
 def expected_callbacks(counts: dict) -> dict:
@@ -123,7 +151,8 @@ def run_stock(server, variant: str, timeout: float = 300.0) -> dict:
     thread.join(10)
     want = expected_callbacks(report["counts"])
     ok = finished and wrapper.counts == want and not wrapper.errors
-    return {"seconds": wrapper.ended - wrapper.started, "messages": report["burst_frames"], "verified": ok,
+    return {"seconds": wrapper.ended - report["started_at"], "messages": report["burst_frames"], "verified": ok,
+            "updates": sum(wrapper.counts.values()),
             "detail": f"callbacks {wrapper.counts}, expected {want}, errors {wrapper.errors[:3]}"}
 
 
@@ -139,10 +168,9 @@ def burst_strategy_class():
         def on_start(self):
             self.done = threading.Event()
             self.started = self.ended = 0.0
-            self.quotes = self.tick_updates = self.depth_updates = 0
+            self.quotes = self.tick_updates = self.depth_updates = self.bars_closed = 0
             self.seen = None
-            self.quote_objects, self.rings, self.books = [], [], []
-            self.half_rss: float | None = None
+            self.quote_objects, self.rings, self.books, self.bar_series = [], [], [], []
             for name, what, option in self.params["plan"]:
                 if what == "quote":
                     q = self.quote(name)
@@ -150,6 +178,8 @@ def burst_strategy_class():
                         self.quote_objects.append(q)
                 elif what == "ticks":
                     self.rings.append(self.ticks(name, option))
+                elif what == "bars":
+                    self.bar_series.append(self.bars(name, "1 min", "1 D"))
                 else:
                     self.books.append(self.depth(name, rows=10))
 
@@ -175,6 +205,9 @@ def burst_strategy_class():
             self.depth_updates += 1
             self.seen = (book.best_bid, book.best_ask, book.mid)
 
+        def on_bar(self, instrument, bars):
+            self.bars_closed += 1
+
     return BurstReader
 
 
@@ -183,17 +216,25 @@ def tmpfs() -> str | None:
     return "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
-def start_engine(server, variant: str, state_dir: str, instruments: int = 8, watch=None):
-    """An Engine connected to `server` with a BurstReader subscribed; returns (engine, strategy)."""
+def connect_engine(server, state_dir: str, **options):
+    """An Engine connected to `server` (no pacing: the bench server has no IB limits, e.g. 4 tick-by-tick lines)."""
     from ..engine import Engine
 
-    engine = Engine("127.0.0.1", server.port, client_id=1, state_dir=state_dir,
-                    pacing=False).start()      # the bench server has no IB limits (4 tick-by-tick lines)
+    return Engine("127.0.0.1", server.port, client_id=1, state_dir=state_dir, pacing=False, **options).start()
+
+
+def subscribe_reader(engine, variant: str, instruments: int = 8, watch=None):
+    """A BurstReader on `engine`, started (its subscriptions sent); returns it."""
     subs = plan(variant, instruments)
-    contracts = {name: contract(i) for i, (name, _, _) in enumerate(subs)}
-    strategy = burst_strategy_class()(engine, "bench", {"plan": subs, "watch": watch}, contracts)
+    strategy = burst_strategy_class()(engine, "bench", {"plan": subs, "watch": watch}, contracts_for(subs))
     engine.on_dispatch(strategy._start)
-    return engine, strategy
+    return strategy
+
+
+def start_engine(server, variant: str, state_dir: str, instruments: int = 8, watch=None):
+    """An Engine connected to `server` with a BurstReader subscribed; returns (engine, strategy)."""
+    engine = connect_engine(server, state_dir)
+    return engine, subscribe_reader(engine, variant, instruments, watch)
 
 
 def check_ibframe(engine, strategy, report: dict) -> tuple[bool, str]:
@@ -211,8 +252,20 @@ def check_ibframe(engine, strategy, report: dict) -> tuple[bool, str]:
                   "quote_updates": want["tickPrice"] + want["tickSize"],
                   "tick_updates": want["tickByTick"], "book_updates": want["depth"],
                   "depth_updates": want["depth"], "book_ignored": 0}
-        return got == expect, f"got {got}, expected {expect}"
+        if strategy.bar_series:             # a day of history + the bar the updates keep replacing, each valid
+            got["bars"] = sorted({(len(b), b.ignored, b.rejected) for b in strategy.bar_series})
+            expect["bars"] = [(wire.HISTORY_BARS + 1, 0, 0)]
+        ok, detail = got == expect, f"got {got}, expected {expect}"
+        if report.get("final") and variant_is_l1(strategy):
+            same, said = final_quotes_match([(q.bid, q.ask) for q in strategy.quote_objects], report["final"])
+            ok, detail = ok and same, f"{detail}; {said}"
+        return ok, detail
     return engine.on_dispatch(look)
+
+
+def variant_is_l1(strategy) -> bool:
+    """Only quotes after the sentinel (l1 and the memory stream): the final bid/ask of each can be checked."""
+    return bool(strategy.quote_objects)
 
 
 def run_ibframe(server, variant: str, timeout: float = 300.0) -> dict:
@@ -225,5 +278,6 @@ def run_ibframe(server, variant: str, timeout: float = 300.0) -> dict:
             ok, detail = check_ibframe(engine, strategy, report)
         finally:
             engine.stop()
-    return {"seconds": strategy.ended - strategy.started, "messages": report["burst_frames"],
+    return {"seconds": strategy.ended - report["started_at"], "messages": report["burst_frames"],
+            "updates": strategy.quotes + strategy.tick_updates + strategy.depth_updates,
             "verified": finished and ok, "detail": detail}

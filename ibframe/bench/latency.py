@@ -1,16 +1,28 @@
-"""Case 2: tick-to-order latency through the full path, next to a bare-socket echo (the floor).
+"""Case 2: tick-to-order latency, ibframe (risk rules on) and ib_async, next to a bare-socket echo (the floor).
 
 Owns: the parts
   * echo      — the server sends a tick frame, a plain socket loop sends it straight back;
   * ibframe   — the server sends a tick, the Engine decodes and routes it, a Strategy's on_quote
-                places a market order, the server timestamps the placeOrder's arrival; order ids
-                are persisted (fsync) under a state_dir on tmpfs (/dev/shm);
-  * ibframe-disk — the same with the state_dir on the temp directory's disk (fewer rounds): what
-                the order-id fsync costs on a real filesystem;
+                places a market order through the risk layer (`RiskLayer.install` with the default rules,
+                as in risk_gate.py), the server timestamps the placeOrder's arrival; order ids are
+                persisted under a state_dir on tmpfs (/dev/shm);
+  * ib_async  — the same tick; a ticker.updateEvent handler calls `ib.placeOrder(contract,
+                MarketOrder("BUY", 100))` on each new bid (peer_ib_async.py);
+  * ibframe-disk — ibframe with the state_dir on the temp directory's disk (fewer rounds);
   * order-ids — OrderIds.take() alone (write, fsync, rename) on tmpfs and on disk.
-Round trips are timed by the server with one monotonic clock (send of the tick → arrival of the
-whole reply frame), after a warm-up. The engine runs without the paced outgoing writer (35 msg/s after a burst of 5) (it
-would hold the 46th order of every second back for up to a second, which is pacing, not latency).
+Rounds are 1 ms apart as in issue 13's harness: after a placeOrder arrives the server answers
+orderStatus Cancelled (the order stops working) and sleeps 1 ms before the next tick; the echo
+sleeps 1 ms between rounds too. Round trips are timed by the server with one monotonic clock (send
+of the tick → arrival of the whole placeOrder frame), after 200 warm-up rounds. "Above the floor" is,
+per repeat, the client's p50 (or p99) minus the echo's p50 of the same repeat.
+
+Risk rules on: every rule of `standard_rules` and the stale-data rule run on every order. Three limits
+are raised so that an order every millisecond passes (the defaults would refuse it, which is their
+job): max_orders_per_second 5,000 and per minute 1,000,000, and the duplicate window 0.5 ms (the same
+100-share market buy 1 ms later is not a duplicate). The PDT guard and margin monitor need an account
+feed the bench server lacks: off. The engine runs without the paced outgoing writer (35 msg/s after a
+burst of 5, which would hold the 46th order of every second back: pacing, not latency); ib_async's own
+45 requests/s throttle is off likewise.
 Must never: count a round whose reply was not the order that tick caused.
 """
 from __future__ import annotations
@@ -25,18 +37,21 @@ import time
 from . import Row, all_verified, values
 from .server import ServerProcess
 
-TITLE = "tick-to-order latency (loopback round trip, server-timed)"
+TITLE = "tick-to-order latency (loopback round trip, server-timed, rounds 1 ms apart)"
 WARMUP = 200
+GAP = 0.001
+RISK = {"pdt": {"enabled": False}, "margin": {"enabled": False}, "max_orders_per_second": 5000,
+        "max_orders_per_minute": 1_000_000, "duplicate_window": 0.0005}
 
 
 def parts(quick: bool) -> list[str]:
-    return ["echo", "ibframe", "ibframe-disk", "order-ids"]
+    return ["echo", "ibframe", "ib_async", "ibframe-disk", "order-ids"]
 
 
 def rounds(part: str, quick: bool) -> int:
     if part == "ibframe-disk":
         return 200 if quick else 2_000
-    return 1_000 if quick else 10_000
+    return 500 if quick else 5_000
 
 
 def run(part: str, quick: bool) -> dict:
@@ -44,21 +59,29 @@ def run(part: str, quick: bool) -> dict:
         return _order_ids(quick)
     n = rounds(part, quick)
     if part == "echo":
-        with ServerProcess("echo", rounds=n, warmup=WARMUP) as server:
+        with ServerProcess("echo", rounds=n, warmup=WARMUP, gap=GAP) as server:
             thread = threading.Thread(target=_echo_client, args=(server.port,), daemon=True)
             thread.start()
             report = server.report()
             thread.join(10)
         ok = "error" not in report and len(report["round_trip_ns"]) == n
-        return _summary(report, ok, report.get("error", f"{n} echoes"))
+        return summary(report, ok, report.get("error", f"{n} echoes"))
+    if part == "ib_async":
+        from .peer_ib_async import run_pingpong
+        with ServerProcess("pingpong", rounds=n, warmup=WARMUP, gap=GAP) as server:
+            report, placed, check = run_pingpong(server, WARMUP + n)
+        ok = "error" not in report and len(report["round_trip_ns"]) == n and placed == WARMUP + n
+        return summary(report, ok and check.startswith("ok"),
+                       report.get("error", f"{placed} orders placed for {WARMUP + n} ticks; {check}"))
     from .clients import tmpfs
-    with ServerProcess("pingpong", rounds=n, warmup=WARMUP) as server, \
+    with ServerProcess("pingpong", rounds=n, warmup=WARMUP, gap=GAP) as server, \
             tempfile.TemporaryDirectory(prefix="ibframe-bench-", dir=tmpfs() if part == "ibframe" else None) as where:
-        report, placed = _ibframe_rounds(server, WARMUP + n, where)
+        report, placed, check = ibframe_rounds(server, WARMUP + n, where)
         fs = _fs_type(where)
     ok = "error" not in report and len(report["round_trip_ns"]) == n and placed == WARMUP + n
-    return _summary(report, ok, report.get("error", f"{placed} orders placed for {WARMUP + n} ticks, "
-                                                    f"order ids in {where} ({fs})"))
+    return summary(report, ok and check.startswith("ok"),
+                   report.get("error", f"{placed} orders placed for {WARMUP + n} ticks, order ids in {where} "
+                                       f"({fs}); {check}"))
 
 
 def _echo_client(port: int) -> None:
@@ -71,42 +94,83 @@ def _echo_client(port: int) -> None:
             sock.sendall(data)
 
 
-def _ibframe_rounds(server: ServerProcess, total: int, state_dir: str) -> tuple[dict, int]:
+def ibframe_rounds(server: ServerProcess, total: int, state_dir: str, background: int = 0) -> tuple[dict, int, str]:
+    """Tick → on_quote → buy 100 at market through the risk layer, `total` times; with `background` more
+    quote lines, each update of those is read (bid/ask/mid/last/volume). Returns the server's report, the
+    orders placed, and what the check found ("ok: ..." when every frame arrived and nothing was refused)."""
     from . import clients
+    from ..engine import Engine
+    from ..risk.config import RiskConfig
+    from ..risk.layer import RiskLayer
     from ..strategy import Strategy
 
     done = threading.Event()
+    names = [f"B{i}" for i in range(background)]
 
     class TickToOrder(Strategy):
-        """Buys 100 at market on every new bid."""
+        """Buys 100 at market on every new bid of the ping line; reads the background quotes."""
 
         def on_start(self):
-            self.last_bid, self.placed = None, 0
-            self.quote(clients.SENTINEL)
+            self.last_bid, self.placed, self.errors = None, 0, []
+            self.ping = self.quote(clients.SENTINEL)
+            self.lines = [self.quote(name) for name in names]
 
         def on_quote(self, instrument, quote):
-            if quote.bid != self.last_bid:
-                self.last_bid = quote.bid
+            if instrument != clients.SENTINEL:
+                self.seen = (quote.bid, quote.ask, quote.mid, quote.last, quote.volume)
+                return
+            bid = quote.bid
+            if bid is not None and bid > 0 and bid != self.last_bid:
+                self.last_bid = bid
                 self.buy(instrument, 100)
                 self.placed += 1
                 if self.placed == total:
                     done.set()
 
-    from ..engine import Engine
+        def on_error(self, error):
+            self.errors.append(str(error))
+            if len(self.errors) == 1 and "risk" in str(error).lower():
+                done.set()                                  # a refused order never reaches the server: stop
+
     engine = Engine("127.0.0.1", server.port, client_id=1, state_dir=state_dir, throttle=False,
                     pacing=False).start()
-    strategy = TickToOrder(engine, "latency", {}, {clients.SENTINEL: clients.contract(0)})
+    contracts = {clients.SENTINEL: clients.contract(0)} | {n: clients.contract(1 + i) for i, n in enumerate(names)}
+    strategy = TickToOrder(engine, "latency", {}, contracts)
     try:
+        engine.on_dispatch(RiskLayer.install, engine, RiskConfig.from_mapping(RISK), [strategy])
         engine.on_dispatch(strategy._start)
         engine.on_dispatch(engine.conn.reqCurrentTime)          # the go signal
-        done.wait(600)
-        report = server.report()
+        done.wait(60 + total * 0.02)
+        report = server.report() if not strategy.errors else {"error": f"errors: {strategy.errors[:2]}"}
+        check = _check(engine, strategy, report)
     finally:
         engine.stop()
-    return report, strategy.placed
+    return report, strategy.placed, check
 
 
-def _summary(report: dict, ok: bool, detail: str) -> dict:
+def _check(engine, strategy, report: dict) -> str:
+    """Every frame the server sent arrived (waiting for the last orderStatus), and the background's last quotes."""
+    want = report.get("frames", -1)
+    deadline = time.monotonic() + 30
+    while engine.on_dispatch(lambda: engine.conn.frames_received) < want and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    def look() -> tuple[bool, str]:
+        got = engine.conn.frames_received
+        ok = got == want and not strategy.errors and engine.conn.bad_frames == 0
+        detail = (f"frames {got:,} of {want:,}, {len(engine.orders.gate.rules)} risk rules on, "
+                  f"errors {strategy.errors[:2]}")
+        if report.get("final"):
+            from .clients import final_quotes_match
+            same, said = final_quotes_match([(q.bid, q.ask) for q in strategy.lines], report["final"])
+            ok, detail = ok and same, f"{detail}; {said}"
+        return ok, detail
+    ok, detail = engine.on_dispatch(look)
+    return ("ok: " if ok else "MISMATCH: ") + detail
+
+
+def summary(report: dict, ok: bool, detail: str) -> dict:
+    """p50 / p99 / max of the round trips in µs."""
     times = sorted(t / 1000.0 for t in report.get("round_trip_ns", []))
     if not times:
         return {"values": {}, "verified": False, "detail": detail}
@@ -156,19 +220,36 @@ def _fs_type(path: str) -> str:
     return kind
 
 
+def above_floor(floor_runs: list[dict], client_runs: list[dict], key: str) -> list[float]:
+    """Per repeat: the client's `key` minus the echo's p50 of the same repeat (runs paired in order)."""
+    return [c - f for f, c in zip(values(floor_runs, "p50_us"), values(client_runs, key))]
+
+
 def rows(runs: dict[str, list[dict]], quick: bool) -> list[Row]:
-    echo, ours, disk, ids = (runs.get(p, []) for p in ("echo", "ibframe", "ibframe-disk", "order-ids"))
+    echo, ours, peer, disk, ids = (runs.get(p, []) for p in ("echo", "ibframe", "ib_async", "ibframe-disk",
+                                                             "order-ids"))
     out = []
     for label, part_runs, n in (("bare-socket echo (floor)", echo, rounds("echo", quick)),
-                                ("ibframe tick -> on_quote -> placeOrder, ids on tmpfs", ours,
+                                ("ibframe tick -> on_quote -> risk -> placeOrder, ids on tmpfs", ours,
                                  rounds("ibframe", quick)),
-                                ("same, order ids on disk", disk, rounds("ibframe-disk", quick))):
+                                ("ib_async tick -> updateEvent -> placeOrder", peer, rounds("ib_async", quick))):
         for key, name in (("p50_us", "p50"), ("p99_us", "p99"), ("max_us", "max")):
             out.append(Row(f"{label}: {name}", "us", values(part_runs, key), all_verified(part_runs),
-                           note=f"{n:,} round trips" if key == "p50_us" else "", digits=1))
-    above = [b - a for a, b in zip(values(echo, "p50_us"), values(ours, "p50_us"))]
-    out.append(Row("ibframe p50 above the echo floor", "us", above, all_verified(echo) and all_verified(ours),
-                   digits=1))
+                           note=f"{n:,} round trips, 1 ms apart" if key == "p50_us" else "", digits=1))
+    both = all_verified(echo)
+    above = {}
+    for who, part_runs in (("ibframe", ours), ("ib_async", peer)):
+        for key, name in (("p50_us", "p50"), ("p99_us", "p99")):
+            above[who, name] = above_floor(echo, part_runs, key)
+            out.append(Row(f"{who} {name} above the echo floor", "us", above[who, name],
+                           both and all_verified(part_runs), note="client minus echo p50, same repeat", digits=1))
+    ratio = [a / b for a, b in zip(above["ibframe", "p50"], above["ib_async", "p50"]) if b > 0]
+    out.append(Row("ratio ibframe / ib_async, p50 above the floor", "x", ratio,
+                   both and all_verified(ours) and all_verified(peer), note="below 1: ibframe reacts faster",
+                   digits=2))
+    for key, name in (("p50_us", "p50"), ("p99_us", "p99"), ("max_us", "max")):
+        out.append(Row(f"ibframe, order ids on disk: {name}", "us", values(disk, key), all_verified(disk),
+                       note=f"{rounds('ibframe-disk', quick):,} round trips" if key == "p50_us" else "", digits=1))
     detail = ids[0].get("detail", "") if ids else ""
     for where in ("tmpfs", "disk"):
         note = "" if where == "tmpfs" else f"; {detail}"

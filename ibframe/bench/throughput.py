@@ -1,13 +1,26 @@
-"""Case 1: market-data throughput, the stock ibapi client against ibframe's full path.
+"""Case 1: market-data throughput, the stock ibapi client and ib_async next to ibframe's full path.
 
 Owns: the parts "<variant>/<client>" — variants l1 (tickPrice/tickSize over 8 instruments), tbt
 (tick-by-tick BidAsk/AllLast/MidPoint) and depth (updateMktDepthL2 on four 10-level books); clients
-stock and ibframe (see clients.py). A part starts a burst server in its own process, runs one burst
-of N messages (200,000; --quick 20,000) and reports messages per second from the start sentinel to
-the end sentinel; the run fails unless every message arrived where it belongs.
+stock, ib_async and ibframe (clients.py, peer_ib_async.py), all against the same burst server with the
+same stream. A part starts a burst server in its own process, runs one burst of N messages (200,000;
+--quick 20,000) and reports messages per second from the server's stamp just before the start sentinel
+to the client's handling of the end sentinel (one rule for all three); the run fails unless every
+message arrived where it belongs. The parts of a variant alternate within each repeat (__main__).
+
+What each client's code sees per message (the same reads are done on each delivery):
+  * stock ibapi — one wrapper callback per message (tickPrice with a size: tickPrice, then tickSize);
+    the wrapper only counts;
+  * ibframe — on_quote per message that changed bid/ask/last or their sizes (volume-only ticks update the
+    Quote silently), on_tick / on_depth per message; each reads bid/ask/mid/last/volume, the last tick,
+    or the best bid/ask/mid;
+  * ib_async — one ticker.updateEvent per changed ticker per socket read (all of the read's ticks listed
+    on the Ticker); the same reads on each. Its "updates" value says how many deliveries that was.
 Must never: compare runs with different N, or count a run that lost messages.
 """
 from __future__ import annotations
+
+import statistics
 
 from . import Row, all_verified, values
 from .server import ServerProcess
@@ -15,6 +28,7 @@ from .server import ServerProcess
 TITLE = "market-data throughput (burst over loopback)"
 VARIANTS = {"l1": "L1 tickPrice/tickSize, 8 instruments", "tbt": "tick-by-tick, 4 subscriptions",
             "depth": "L2 depth, 4 books x 10 levels"}
+CLIENTS = ("stock", "ib_async", "ibframe")
 
 
 def size(quick: bool) -> int:
@@ -22,7 +36,7 @@ def size(quick: bool) -> int:
 
 
 def parts(quick: bool) -> list[str]:
-    return [f"{v}/{c}" for v in VARIANTS for c in ("stock", "ibframe")]
+    return [f"{v}/{c}" for v in VARIANTS for c in CLIENTS]
 
 
 def repeats(part: str, quick: bool) -> int | None:
@@ -31,26 +45,42 @@ def repeats(part: str, quick: bool) -> int | None:
 
 
 def run(part: str, quick: bool) -> dict:
-    from . import clients
     variant, client = part.split("/")
     with ServerProcess("burst", variant=variant, n=size(quick)) as server:
-        leg = clients.run_stock if client == "stock" else clients.run_ibframe
+        if client == "ib_async":
+            from .peer_ib_async import run_burst as leg
+        else:
+            from . import clients
+            leg = clients.run_stock if client == "stock" else clients.run_ibframe
         result = leg(server, variant)
     rate = result["messages"] / result["seconds"] if result["seconds"] > 0 else 0.0
-    return {"values": {"msgs_per_s": rate}, "verified": result["verified"], "detail": result["detail"]}
+    return {"values": {"msgs_per_s": rate, "updates": float(result.get("updates", 0))},
+            "verified": result["verified"], "detail": result["detail"]}
+
+
+DELIVERED = {"stock": "a callback per msg (2 for price+size)",
+             "ib_async": "an update per changed ticker per socket read",
+             "ibframe": "on_quote per top change, on_tick/on_depth per msg"}
 
 
 def rows(runs: dict[str, list[dict]], quick: bool) -> list[Row]:
     out = []
     for variant, title in VARIANTS.items():
-        stock, ours = runs.get(f"{variant}/stock", []), runs.get(f"{variant}/ibframe", [])
-        a, b = values(stock, "msgs_per_s"), values(ours, "msgs_per_s")
-        out.append(Row(f"{title}: stock ibapi", "msgs/s", a, all_verified(stock)))
-        out.append(Row(f"{title}: ibframe full path", "msgs/s", b, all_verified(ours),
-                       note=_spread(b)))
-        ratios = [y / x for x, y in zip(a, b) if x > 0]
-        out.append(Row(f"{title}: ratio ibframe / stock", "x", ratios, all_verified(stock) and all_verified(ours),
-                       note=f"{size(quick):,} msgs per burst", digits=1))
+        got = {c: runs.get(f"{variant}/{c}", []) for c in CLIENTS}
+        rates = {c: values(got[c], "msgs_per_s") for c in CLIENTS}
+        for client in CLIENTS:
+            updates = values(got[client], "updates")
+            note = (f"{DELIVERED[client]}: {statistics.median(updates):,.0f} deliveries" if updates
+                    else DELIVERED[client])
+            if client == "ibframe":
+                note = f"{_spread(rates[client])}; {note}" if rates[client] else note
+            out.append(Row(f"{title}: {client if client != 'stock' else 'stock ibapi'}", "msgs/s", rates[client],
+                           all_verified(got[client]), note=note))
+        for peer in ("ib_async", "stock"):
+            ratios = [y / x for x, y in zip(rates[peer], rates["ibframe"]) if x > 0]
+            out.append(Row(f"{title}: ratio ibframe / {peer}", "x", ratios,
+                           all_verified(got[peer]) and all_verified(got["ibframe"]),
+                           note=f"{size(quick):,} msgs per burst; runs paired by repeat", digits=2))
     return out
 
 

@@ -1,26 +1,37 @@
-"""TWS frames for the benchmarks: the few messages the burst server sends, encoded at server version 200.
+"""TWS frames for the benchmarks: the few messages the burst server sends, in TWS's text protocol.
 
 Owns: length-prefixed text frames (message id as the first text field, as TWS sends below version 201),
-the handshake answer, and the deterministic bursts (L1 ticks, tick-by-tick, L2 depth) with their
-expected counts. A burst is generated with placeholder slots for the request ids, because the ids are
-chosen by the client; `Burst.encode(ids)` fills them in.
+the handshake (the server version is min(the client's highest, 200): ibapi and ibframe get 200,
+ib_async, which offers 157..178, gets 178 — every layout sent here is the same at both), the answers
+to the startup requests clients send (nextValidId/managedAccounts after START_API; positionEnd,
+openOrderEnd, completedOrdersEnd, execDetailsEnd, accountDownloadEnd for ib_async's connect), an
+orderStatus, a day of 1-minute bars for reqHistoricalData, and the deterministic bursts (L1 ticks,
+tick-by-tick, L2 depth, and the mixed stream of the memory case) with their expected counts. A burst is
+generated with placeholder slots for the request ids, because the ids are chosen by the client;
+`Burst.encode(ids)` fills them in.
 Must never: import the framework (the server process stays light) or use unseeded randomness.
 """
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass, field
 
 import numpy as np
 
-SERVER_VERSION = 200
+SERVER_VERSION = 200                     # the highest version the burst server speaks
+HISTORICAL_DATA_END_VERSION = 196        # MIN_SERVER_VER_HISTORICAL_DATA_END: bars end in their own message
 CONN_TIME = "20240305 10:00:00 US/Eastern"
 ACCOUNT = "DU1234567"
 
 # incoming (to the client) message ids, as in ibapi.message.IN
-TICK_PRICE, TICK_SIZE, NEXT_VALID_ID, MARKET_DEPTH_L2, MANAGED_ACCTS, TICK_BY_TICK = 1, 2, 9, 13, 15, 99
+TICK_PRICE, TICK_SIZE, ORDER_STATUS, NEXT_VALID_ID, MARKET_DEPTH_L2, MANAGED_ACCTS = 1, 2, 3, 9, 13, 15
+HISTORICAL_DATA, OPEN_ORDER_END, ACCT_DOWNLOAD_END, EXEC_DETAILS_END, POSITION_END = 17, 53, 54, 55, 62
+HISTORICAL_DATA_UPDATE, TICK_BY_TICK, COMPLETED_ORDERS_END, HISTORICAL_DATA_END = 90, 99, 102, 108
 # outgoing (from the client) message ids, as in ibapi.message.OUT
-REQ_MKT_DATA, PLACE_ORDER, REQ_MKT_DEPTH, REQ_CURRENT_TIME, START_API, REQ_TICK_BY_TICK = 1, 3, 10, 49, 71, 97
+REQ_MKT_DATA, PLACE_ORDER, REQ_OPEN_ORDERS, REQ_ACCOUNT_UPDATES, REQ_EXECUTIONS = 1, 3, 5, 6, 7
+REQ_MKT_DEPTH, REQ_HISTORICAL_DATA, REQ_CURRENT_TIME, REQ_POSITIONS, START_API = 10, 20, 49, 61, 71
+REQ_TICK_BY_TICK, REQ_COMPLETED_ORDERS = 97, 99
 
 BID, ASK, LAST = 1, 2, 4
 BID_SIZE, ASK_SIZE, LAST_SIZE, VOLUME = 0, 3, 5, 8
@@ -33,16 +44,64 @@ def frame(*fields) -> bytes:
     return struct.pack("!I", len(body)) + body
 
 
-def handshake_answer() -> bytes:
-    return frame(SERVER_VERSION, CONN_TIME)
+def negotiate(hello: bytes) -> int:
+    """The server version for a client's "v<min>..<max>" hello: its highest, at most SERVER_VERSION."""
+    found = re.match(rb"v(\d+)(?:\.\.(\d+))?", hello)
+    if found is None:
+        raise ConnectionError(f"no version range in the client's hello {hello[:32]!r}")
+    return min(int(found.group(2) or found.group(1)), SERVER_VERSION)
+
+
+def handshake_answer(version: int = SERVER_VERSION) -> bytes:
+    return frame(version, CONN_TIME)
 
 
 def startup_frames(next_order_id: int = 1) -> bytes:
     return frame(NEXT_VALID_ID, 1, next_order_id) + frame(MANAGED_ACCTS, 1, ACCOUNT)
 
 
+def startup_answer(fields: list[str]) -> bytes | None:
+    """The one-frame "nothing here" answer to a startup request (an empty account), or None for others."""
+    msg = int(fields[0])
+    if msg == REQ_POSITIONS:
+        return frame(POSITION_END, 1)
+    if msg == REQ_OPEN_ORDERS:
+        return frame(OPEN_ORDER_END, 1)
+    if msg == REQ_COMPLETED_ORDERS:
+        return frame(COMPLETED_ORDERS_END)
+    if msg == REQ_EXECUTIONS:
+        return frame(EXEC_DETAILS_END, 1, fields[2])
+    if msg == REQ_ACCOUNT_UPDATES and fields[2] in ("1", "True"):
+        return frame(ACCT_DOWNLOAD_END, 1, fields[3] or ACCOUNT)
+    return None
+
+
 def tick_price(req_id, tick_type: int, price: str, size: str = "100") -> bytes:
     return frame(TICK_PRICE, 6, req_id, tick_type, price, size, 0)
+
+
+def order_status(order_id, status: str = "Cancelled", remaining: str = "100") -> bytes:
+    """orderStatus as TWS sends it from version 131 on (no version field)."""
+    return frame(ORDER_STATUS, order_id, status, 0, remaining, 0, 1_000_000 + int(order_id), 0, 0, 1, "", 0)
+
+
+HISTORY_BARS = 390                       # 09:30 .. 15:59, one trading day of 1-minute bars
+HISTORY_DAY = "20240305"
+UPDATE_BAR_DATE = f"{HISTORY_DAY} 16:00:00 US/Eastern"   # the bar historicalDataUpdate keeps updating
+
+
+def history_answer(req_id, version: int, bars: int = HISTORY_BARS) -> tuple[bytes, int]:
+    """reqHistoricalData's answer, a day of valid 1-minute bars, and its frame count: bars + end in one frame
+    below version 196, bars then historicalDataEnd from 196 on."""
+    start, end = f"{HISTORY_DAY} 09:30:00 US/Eastern", UPDATE_BAR_DATE
+    flat = []
+    for i in range(bars):
+        o = 100.0 + 0.01 * (i % 50)
+        flat += [f"{HISTORY_DAY} {9 + (30 + i) // 60:02d}:{(30 + i) % 60:02d}:00 US/Eastern",
+                 f"{o:.2f}", f"{o + 0.05:.2f}", f"{o - 0.05:.2f}", f"{o + 0.01:.2f}", 1000 + i, f"{o:.3f}", 10]
+    if version >= HISTORICAL_DATA_END_VERSION:
+        return frame(HISTORICAL_DATA, req_id, bars, *flat) + frame(HISTORICAL_DATA_END, req_id, start, end), 2
+    return frame(HISTORICAL_DATA, req_id, start, end, bars, *flat), 1
 
 
 class FrameReader:
@@ -71,22 +130,41 @@ class Burst:
     rows: list[tuple[int, int, tuple]]
     counts: dict[str, int] = field(default_factory=dict)
 
-    def encode(self, ids: dict[str, list[int]]) -> bytes:
-        """The frames with the client's request ids filled in (ids[kind][slot])."""
-        md, tbt, dp = ids.get("mktdata", []), ids.get("ticks", []), ids.get("depth", [])
+    def frames(self, ids: dict[str, list[int]]) -> list[bytes]:
+        """Each row as one frame, with the client's request ids filled in (ids[kind][slot])."""
+        md, tbt, dp, bars = (ids.get(k, []) for k in ("mktdata", "ticks", "depth", "bars"))
         pack = struct.pack
-        parts = []
+        out = []
         for msg_id, slot, rest in self.rows:
             if msg_id == TICK_BY_TICK:
                 head = (msg_id, tbt[slot])
             elif msg_id == MARKET_DEPTH_L2:
                 head = (msg_id, 1, dp[slot])
+            elif msg_id == HISTORICAL_DATA_UPDATE:
+                head = (msg_id, bars[slot])
             else:
                 head = (msg_id, 6, md[slot])
             body = "".join([f"{f}\x00" for f in head] + [f"{f}\x00" for f in rest]).encode()
-            parts.append(pack("!I", len(body)))
-            parts.append(body)
-        return b"".join(parts)
+            out.append(pack("!I", len(body)) + body)
+        return out
+
+    def encode(self, ids: dict[str, list[int]]) -> bytes:
+        """The whole burst as one byte string, ids filled in."""
+        return b"".join(self.frames(ids))
+
+
+def final_quotes(rows: list[tuple[int, int, tuple]], sent: int) -> dict[int, list[float]]:
+    """{slot: [bid, ask]} after the first `sent` rows of `rows` sent over and over (a cycle)."""
+    out: dict[int, list] = {}
+    n = len(rows)
+    for i in range(sent - 1, max(-1, sent - 1 - n), -1):
+        msg_id, slot, rest = rows[i % n]
+        if msg_id == TICK_PRICE and rest[0] in (BID, ASK):
+            side = out.setdefault(slot, [None, None])
+            k = 0 if rest[0] == BID else 1
+            if side[k] is None:
+                side[k] = float(rest[1])
+    return out
 
 
 def _prices(rng, n: int, start: float) -> np.ndarray:
@@ -151,6 +229,21 @@ def tbt_burst(n: int, kinds: tuple[str, ...], seed: int = 2) -> Burst:
     return Burst(rows, counts)
 
 
+MAKERS = ("NSDQ", "ARCA", "BATS", "EDGX")
+
+
+def _depth_price(b: int, s: int, k: int) -> str:
+    """Book b's price k ticks from its mid: side 1 (bid) below, side 0 (ask) above."""
+    mid = 100.0 + 10 * b
+    return f"{mid - 0.01 * k:.2f}" if s == 1 else f"{mid + 0.01 * k:.2f}"
+
+
+def book_fills(books: int, rows_per_side: int = 10) -> list[tuple[int, int, tuple]]:
+    """The inserts that fill `books` books with `rows_per_side` levels a side (level p at p + 1 ticks)."""
+    return [(MARKET_DEPTH_L2, b, (p, MAKERS[p % 4], 0, s, _depth_price(b, s, p + 1), 100 * (p + 1), 1))
+            for b in range(books) for s in (0, 1) for p in range(rows_per_side)]
+
+
 def depth_burst(n: int, books: int = 4, rows_per_side: int = 10, seed: int = 3) -> Burst:
     """updateMktDepthL2 on `books` books of `rows_per_side` levels: the books are filled, then updated
     (sizes), with levels deleted and inserted so that every operation is valid and nothing crosses."""
@@ -158,17 +251,8 @@ def depth_burst(n: int, books: int = 4, rows_per_side: int = 10, seed: int = 3) 
     grid = 2 * rows_per_side
     # side 1 (bid): prices mid - k*tick, best first; side 0 (ask): mid + k*tick. A side holds grid steps k.
     held = {(b, s): list(range(1, rows_per_side + 1)) for b in range(books) for s in (0, 1)}
-    rows = []
-    makers = ("NSDQ", "ARCA", "BATS", "EDGX")
-
-    def price(b: int, s: int, k: int) -> str:
-        mid = 100.0 + 10 * b
-        return f"{mid - 0.01 * k:.2f}" if s == 1 else f"{mid + 0.01 * k:.2f}"
-
-    for b in range(books):
-        for s in (0, 1):
-            for p, k in enumerate(held[(b, s)]):
-                rows.append((MARKET_DEPTH_L2, b, (p, makers[p % 4], 0, s, price(b, s, k), 100 * (p + 1), 1)))
+    makers, price = MAKERS, _depth_price
+    rows = book_fills(books, rows_per_side)
     ops = rng.random(n)
     picks = rng.integers(0, 1 << 30, n)
     sizes = rng.integers(1, 100, n) * 100
@@ -208,3 +292,47 @@ def make_burst(variant: str, n: int, instruments: int = 8) -> Burst:
     if variant == "depth":
         return depth_burst(n)
     raise ValueError(f"unknown burst variant {variant!r}")
+
+
+def mixed_stream(n: int, quotes: int = 200, books: int = 20, rings: int = 20, bars: int = 20,
+                 rows_per_side: int = 10, seed: int = 4) -> tuple[Burst, Burst]:
+    """The memory case's stream as (prologue, body): the prologue fills the books once; the body — sent
+    again and again — is 70% L1 ticks over `quotes` instruments, 10% tick-by-tick over `rings`
+    subscriptions, 10% size updates on the filled books' levels (same prices, so valid at any repeat) and
+    10% historicalDataUpdate of the current 1-minute bar on `bars` bar series, interleaved at random."""
+    rng = np.random.default_rng([seed, 4])
+    parts = [l1_burst(n - 3 * (n // 10), quotes),
+             tbt_burst(n // 10, tuple(TBT_KINDS[i % 3] for i in range(rings))),
+             _book_updates(n // 10, books, rows_per_side, rng), _bar_updates(n // 10, bars, rng)]
+    order = rng.permutation(np.repeat(np.arange(len(parts)), [len(p.rows) for p in parts]))
+    cursors = [iter(p.rows) for p in parts]
+    counts: dict[str, int] = {}
+    for p in parts:
+        for k, v in p.counts.items():
+            counts[k] = counts.get(k, 0) + v
+    prologue = book_fills(books, rows_per_side)
+    return Burst(prologue, {"depth": len(prologue)}), Burst([next(cursors[k]) for k in order], counts)
+
+
+def _book_updates(n: int, books: int, rows_per_side: int, rng) -> Burst:
+    picks = rng.integers(0, books * 2 * rows_per_side, n)
+    sizes = rng.integers(1, 100, n) * 100
+    rows = []
+    for i in range(n):
+        b, rest = divmod(int(picks[i]), 2 * rows_per_side)
+        s, p = divmod(rest, rows_per_side)
+        rows.append((MARKET_DEPTH_L2, b, (p, MAKERS[p % 4], 1, s, _depth_price(b, s, p + 1), sizes[i], 1)))
+    return Burst(rows, {"depth": n})
+
+
+def _bar_updates(n: int, bars: int, rng) -> Burst:
+    """historicalDataUpdate of the bar after the history's last (the first one appends it, the rest replace)."""
+    which = rng.integers(0, bars, n)
+    moves = rng.integers(0, 10, n)
+    rows = []
+    for i in range(n):
+        slot, o = int(which[i]), 100.0 + int(which[i])
+        c = o + 0.01 * int(moves[i])
+        rows.append((HISTORICAL_DATA_UPDATE, slot, (i, UPDATE_BAR_DATE, f"{o:.2f}", f"{c:.2f}", f"{o + 0.1:.2f}",
+                                                     f"{o - 0.1:.2f}", f"{(o + c) / 2:.3f}", 1000 + i)))
+    return Burst(rows, {"bar_update": n})
