@@ -247,6 +247,7 @@ class IBConnection(EClient):
         self.lag_warnings = 0                # batches decoded later than lag_warning
         self._lag_warned_at = float("-inf")
         self.recorder = None                 # an ibframe.record.Recorder taps every frame in and message out
+        self.after_frame = None              # fn(payload) called on the dispatch thread after each frame is handled
         self._fast: FastDecoder | None = None   # the hot market-data messages; ibapi's Decoder does the rest
         self._inbox = bytearray()            # bytes read and not yet a whole frame (dispatch thread only)
         self._watch: Watch | None = None     # the socket's Watch: when it was last seen with nothing unread
@@ -380,6 +381,14 @@ class IBConnection(EClient):
         if len(inbox) >= 4 and _LENGTH.unpack_from(inbox)[0] > MAX_MSG_LEN and generation == self.generation:
             self._protocol_failure(sock, inbox)
 
+    @staticmethod
+    def _observe(after: Callable[[bytes], None], payload: bytes) -> None:
+        """Call the after-frame observer (state checks in the fuzz tests); what it raises is logged, not spread."""
+        try:
+            after(payload)
+        except Exception:
+            log.exception("the after_frame observer raised on frame %r", bytes(payload[:80]))
+
     def _protocol_failure(self, sock: socket.socket | None, buffer: bytearray) -> None:
         """A frame longer than the protocol allows: nothing after it can be framed. Reset the connection (the
         supervisor reconnects and resubscribes) instead of buffering forever; counted and logged once, as an
@@ -431,6 +440,7 @@ class IBConnection(EClient):
             fast = self._fast = FastDecoder(self.decoder)
         hot = fast.handlers
         known = self.decoder.msgId2handleInfo
+        after = self.after_frame
         self.frames_received += len(frames)
         _DECODING.conn = self
         try:
@@ -463,10 +473,12 @@ class IBConnection(EClient):
                     reason, detail = self._fault or ("garbled", f"{type(exc).__name__}: {exc}")
                     self._fault = None
                     self._reject(payload, reason, detail, exc)
-                    continue
-                if self._fault is not None:
-                    (reason, detail), self._fault = self._fault, None
-                    self._reject(payload, reason, detail, None)
+                else:
+                    if self._fault is not None:
+                        (reason, detail), self._fault = self._fault, None
+                        self._reject(payload, reason, detail, None)
+                if after is not None:
+                    self._observe(after, payload)
         finally:
             _DECODING.conn = None
             self._fault = None

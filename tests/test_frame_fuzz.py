@@ -8,7 +8,8 @@ real-TWS fixture; request ids are rewritten to the engine's subscriptions. Most 
 truncation, dropped / duplicated / swapped fields, NaN / inf / -1 / huge / non-numeric values, unknown
 message ids, non-numeric request ids and non-finite prices.
 
-After every batch: every state object's check_invariants() is empty, the reader and dispatch threads are
+After every frame (the connection's after_frame observer, on the dispatch thread) every state object's
+check_invariants() is empty; after every batch, checked again from outside, the reader and dispatch threads are
 alive, a valid frame sent after the garbage is delivered, bad_frames grew by at least the frames that must
 be refused (unknown ids, non-numeric ids, non-finite prices) and at most the frames mutated, exactly by the
 must-refuse count in batches made only of those, and the reasons add up to the total. The bad-frame log
@@ -253,19 +254,39 @@ def fuzzed(tmp_path):
             engine.open_request(req, lambda rid: None)
         return made
     reqs.update(engine.on_dispatch(subscribe))
+    engine.conn.after_frame = FrameChecker(reqs)        # state checked after every frame, on the dispatch thread
     yield gw, engine, reqs
     engine.stop()
     gw.close()
 
 
+def invariant_problems(reqs: dict) -> list[str]:
+    """check_invariants() of every state object; call on the dispatch thread."""
+    r = reqs
+    return (r["quote"].quote.check_invariants() + r["quote"].greeks.check_invariants()
+            + r["book"].book.check_invariants() + r["ticks"].ticks.check_invariants()
+            + r["bars"].bars.check_invariants() + r["rtbars"].bars.check_invariants())
+
+
+class FrameChecker:
+    """The connection's after_frame observer: every state object's invariants after each frame; keeps the first
+    frames that broke one (with what broke), and counts the frames it checked."""
+
+    def __init__(self, reqs: dict):
+        self.reqs = reqs
+        self.checked = 0
+        self.broken: list[tuple[bytes, list[str]]] = []
+
+    def __call__(self, payload: bytes) -> None:
+        self.checked += 1
+        problems = invariant_problems(self.reqs)
+        if problems and len(self.broken) < 5:
+            self.broken.append((bytes(payload[:120]), problems))
+
+
 def state_problems(engine: Engine, reqs: dict) -> list[str]:
     """check_invariants() of every state object, read on the dispatch thread."""
-    def check():
-        r = reqs
-        return (r["quote"].quote.check_invariants() + r["quote"].greeks.check_invariants()
-                + r["book"].book.check_invariants() + r["ticks"].ticks.check_invariants()
-                + r["bars"].bars.check_invariants() + r["rtbars"].bars.check_invariants())
-    return engine.on_dispatch(check)
+    return engine.on_dispatch(invariant_problems, reqs)
 
 
 def keep_subscribed(engine: Engine, reqs: dict) -> None:
@@ -312,6 +333,8 @@ def run_batches(gw: RawGateway, engine: Engine, reqs: dict, base: list, total: i
         assert sum(conn.bad_frame_reasons.values()) == conn.bad_frames
         assert set(conn.bad_frame_reasons) <= set(BAD_FRAME_REASONS)
         assert state_problems(engine, reqs) == []
+        checker = conn.after_frame
+        assert checker.broken == [] and checker.checked >= sent + len(payloads) + 1, checker.broken
         names = {t.name for t in threading.enumerate() if t.is_alive()}
         assert "ibframe-dispatch" in names and conn.isConnected()      # the thread that reads and decodes
         sent += len(payloads)

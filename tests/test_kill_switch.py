@@ -10,6 +10,7 @@ printed (run pytest with -s to see it); the bounds are failure guards, not perfo
 from __future__ import annotations
 
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -70,14 +71,14 @@ def run_cli(*args, cwd: Path, timeout: float = 60) -> subprocess.CompletedProces
 
 @pytest.fixture
 def live_run(make_gateway, tmp_path):
-    """start(client_id) -> (gateway, config path, process) once the run's 3 orders and a manual order rest."""
+    """start(client_id, stdin=None) -> (gateway, config path, process) once the run's 3 orders and a manual order rest."""
     procs = []
 
-    def start(client_id: int):
+    def start(client_id: int, stdin=None):
         gw = make_gateway(seed=11)
         path = write_config(tmp_path, gw, client_id)
         proc = subprocess.Popen([sys.executable, "-m", "ibframe.run", str(path)], cwd=tmp_path, env=env(),
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         procs.append(proc)
         try:
             wait_until(lambda: len(working_at_gateway(gw, client_id)) == 3 or proc.poll() is not None,
@@ -144,6 +145,24 @@ def test_sigusr1_cancels_everything_and_the_run_stays_halted(live_run, connect, 
     assert proc.poll() is None, "a kill halts the run; it does not end it"
     out = finish(proc)
     assert "trading state globally: ACTIVE -> HALTED" in out
+
+
+def test_typing_kill_on_the_runs_terminal_cancels_everything(live_run, connect):
+    """The console kill reads the run's terminal: a pseudo-terminal stands in for it (a pipe is not a terminal,
+    and a run whose stdin is not one never reads it)."""
+    terminal, run_side = pty.openpty()
+    try:
+        gw, path, proc = live_run(client_id=34, stdin=run_side)
+        os.write(terminal, b"status\n")                # anything else only prints how to kill
+        started = time.monotonic()
+        os.write(terminal, b"kill\n")
+        wait_all_cancelled(gw, started, "kill + Enter on the run's terminal")
+        no_open_orders_seen_by_a_raw_client(gw, connect)
+        out = finish(proc)
+    finally:
+        os.close(run_side)
+        os.close(terminal)
+    assert "KILL SWITCH (console)" in out and "type 'kill' + Enter to halt" in out
 
 
 def test_the_kill_file_cancels_everything_and_blocks_the_next_start(live_run, connect, tmp_path):

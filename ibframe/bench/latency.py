@@ -8,6 +8,9 @@ Owns: the parts
                 persisted under a state_dir on tmpfs (/dev/shm);
   * ib_async  — the same tick; a ticker.updateEvent handler calls `ib.placeOrder(contract,
                 MarketOrder("BUY", 100))` on each new bid (peer_ib_async.py);
+  * ibframe-gc-default — ibframe with Python's own collector settings (`gc: default`); every other
+                ibframe part runs as `python -m ibframe.run` does by default (`gc: freeze`: a collection and
+                gc.freeze() after start-up, young collections every 20,000 allocations; gc_policy.py);
   * ibframe-disk — ibframe with the state_dir on the temp directory's disk (fewer rounds);
   * order-ids — OrderIds.take() alone (write, fsync, rename) on tmpfs and on disk.
 Rounds are 1 ms apart as in issue 13's harness: after a placeOrder arrives the server answers
@@ -45,7 +48,7 @@ RISK = {"pdt": {"enabled": False}, "margin": {"enabled": False}, "max_orders_per
 
 
 def parts(quick: bool) -> list[str]:
-    return ["echo", "ibframe", "ib_async", "ibframe-disk", "order-ids"]
+    return ["echo", "ibframe", "ib_async", "ibframe-gc-default", "ibframe-disk", "order-ids"]
 
 
 def rounds(part: str, quick: bool) -> int:
@@ -74,14 +77,19 @@ def run(part: str, quick: bool) -> dict:
         return summary(report, ok and check.startswith("ok"),
                        report.get("error", f"{placed} orders placed for {WARMUP + n} ticks; {check}"))
     from .clients import tmpfs
+    on_disk = part == "ibframe-disk"
     with ServerProcess("pingpong", rounds=n, warmup=WARMUP, gap=GAP) as server, \
-            tempfile.TemporaryDirectory(prefix="ibframe-bench-", dir=tmpfs() if part == "ibframe" else None) as where:
-        report, placed, check = ibframe_rounds(server, WARMUP + n, where)
+            tempfile.TemporaryDirectory(prefix="ibframe-bench-", dir=None if on_disk else tmpfs()) as where:
+        report, placed, check = ibframe_rounds(server, WARMUP + n, where,
+                                               gc_policy="default" if part == "ibframe-gc-default" else "freeze")
         fs = _fs_type(where)
     ok = "error" not in report and len(report["round_trip_ns"]) == n and placed == WARMUP + n
-    return summary(report, ok and check.startswith("ok"),
-                   report.get("error", f"{placed} orders placed for {WARMUP + n} ticks, order ids in {where} "
-                                       f"({fs}); {check}"))
+    out = summary(report, ok and check.startswith("ok"),
+                  report.get("error", f"{placed} orders placed for {WARMUP + n} ticks, order ids in {where} "
+                                      f"({fs}); {check}"))
+    if "full_collections" in report:
+        out["values"]["full_collections"] = report["full_collections"]
+    return out
 
 
 def _echo_client(port: int) -> None:
@@ -94,11 +102,15 @@ def _echo_client(port: int) -> None:
             sock.sendall(data)
 
 
-def ibframe_rounds(server: ServerProcess, total: int, state_dir: str, background: int = 0) -> tuple[dict, int, str]:
+def ibframe_rounds(server: ServerProcess, total: int, state_dir: str, background: int = 0,
+                   gc_policy: str = "freeze") -> tuple[dict, int, str]:
     """Tick → on_quote → buy 100 at market through the risk layer, `total` times; with `background` more
-    quote lines, each update of those is read (bid/ask/mid/last/volume). Returns the server's report, the
-    orders placed, and what the check found ("ok: ..." when every frame arrived and nothing was refused)."""
+    quote lines, each update of those is read (bid/ask/mid/last/volume). The collector is set as a run sets
+    it (`gc_policy`, applied after start-up). Returns the server's report (plus the full collections made
+    during the rounds), the orders placed, and what the check found ("ok: ..." when every frame arrived and
+    nothing was refused)."""
     from . import clients
+    from .. import gc_policy as collector
     from ..engine import Engine
     from ..risk.config import RiskConfig
     from ..risk.layer import RiskLayer
@@ -139,11 +151,15 @@ def ibframe_rounds(server: ServerProcess, total: int, state_dir: str, background
     try:
         engine.on_dispatch(RiskLayer.install, engine, RiskConfig.from_mapping(RISK), [strategy])
         engine.on_dispatch(strategy._start)
+        before = collector.settle(gc_policy)
         engine.on_dispatch(engine.conn.reqCurrentTime)          # the go signal
         done.wait(60 + total * 0.02)
+        full = collector.stats().collections[2] - before.collections[2]
         report = server.report() if not strategy.errors else {"error": f"errors: {strategy.errors[:2]}"}
+        report["full_collections"] = float(full)
         check = _check(engine, strategy, report)
     finally:
+        collector.release()
         engine.stop()
     return report, strategy.placed, check
 
@@ -247,6 +263,14 @@ def rows(runs: dict[str, list[dict]], quick: bool) -> list[Row]:
     out.append(Row("ratio ibframe / ib_async, p50 above the floor", "x", ratio,
                    both and all_verified(ours) and all_verified(peer), note="below 1: ibframe reacts faster",
                    digits=2))
+    gc_default = runs.get("ibframe-gc-default", [])
+    for key, name in (("p50_us", "p50"), ("p99_us", "p99"), ("max_us", "max")):
+        out.append(Row(f"ibframe with gc: default (Python's collector as it comes): {name}", "us",
+                       values(gc_default, key), all_verified(gc_default), digits=1,
+                       note="the rows above run with gc: freeze, as python -m ibframe.run does" if name == "p50" else ""))
+    for label, part_runs in (("gc: freeze", ours), ("gc: default", gc_default)):
+        out.append(Row(f"ibframe full collections during the rounds, {label}", "n",
+                       values(part_runs, "full_collections"), all_verified(part_runs), digits=1))
     for key, name in (("p50_us", "p50"), ("p99_us", "p99"), ("max_us", "max")):
         out.append(Row(f"ibframe, order ids on disk: {name}", "us", values(disk, key), all_verified(disk),
                        note=f"{rounds('ibframe-disk', quick):,} round trips" if key == "p50_us" else "", digits=1))
