@@ -171,17 +171,18 @@ def burst_strategy_class():
             self.quotes = self.tick_updates = self.depth_updates = self.bars_closed = 0
             self.seen = None
             self.quote_objects, self.rings, self.books, self.bar_series = [], [], [], []
+            merge = bool(self.params.get("conflate"))       # the sentinel line is never conflated: it times the run
             for name, what, option in self.params["plan"]:
                 if what == "quote":
-                    q = self.quote(name)
+                    q = self.quote(name, conflate=merge and name != SENTINEL)
                     if name != SENTINEL:
                         self.quote_objects.append(q)
                 elif what == "ticks":
-                    self.rings.append(self.ticks(name, option))
+                    self.rings.append(self.ticks(name, option, conflate=merge))
                 elif what == "bars":
                     self.bar_series.append(self.bars(name, "1 min", "1 D"))
                 else:
-                    self.books.append(self.depth(name, rows=10))
+                    self.books.append(self.depth(name, rows=10, conflate=merge))
 
         def on_quote(self, instrument, quote):
             if instrument == SENTINEL:
@@ -223,18 +224,20 @@ def connect_engine(server, state_dir: str, **options):
     return Engine("127.0.0.1", server.port, client_id=1, state_dir=state_dir, pacing=False, **options).start()
 
 
-def subscribe_reader(engine, variant: str, instruments: int = 8, watch=None):
-    """A BurstReader on `engine`, started (its subscriptions sent); returns it."""
+def subscribe_reader(engine, variant: str, instruments: int = 8, watch=None, conflate: bool = False):
+    """A BurstReader on `engine`, started (its subscriptions sent); returns it. `conflate`: every line but the
+    sentinel is subscribed with conflate=True (one hook call per line per pass of the dispatch queue)."""
     subs = plan(variant, instruments)
-    strategy = burst_strategy_class()(engine, "bench", {"plan": subs, "watch": watch}, contracts_for(subs))
+    strategy = burst_strategy_class()(engine, "bench", {"plan": subs, "watch": watch, "conflate": conflate},
+                                      contracts_for(subs))
     engine.on_dispatch(strategy._start)
     return strategy
 
 
-def start_engine(server, variant: str, state_dir: str, instruments: int = 8, watch=None):
+def start_engine(server, variant: str, state_dir: str, instruments: int = 8, watch=None, conflate: bool = False):
     """An Engine connected to `server` with a BurstReader subscribed; returns (engine, strategy)."""
     engine = connect_engine(server, state_dir)
-    return engine, subscribe_reader(engine, variant, instruments, watch)
+    return engine, subscribe_reader(engine, variant, instruments, watch, conflate)
 
 
 def check_ibframe(engine, strategy, report: dict) -> tuple[bool, str]:
@@ -252,6 +255,11 @@ def check_ibframe(engine, strategy, report: dict) -> tuple[bool, str]:
                   "quote_updates": want["tickPrice"] + want["tickSize"],
                   "tick_updates": want["tickByTick"], "book_updates": want["depth"],
                   "depth_updates": want["depth"], "book_ignored": 0}
+        if strategy.params.get("conflate"):      # every update applied; hook calls + merges = the updates
+            got["tick_updates"] += strategy.conflated if want["tickByTick"] else 0
+            got["depth_updates"] += strategy.conflated if want["depth"] else 0
+            got["merged"] = strategy.conflated > 0
+            expect["merged"] = True
         if strategy.bar_series:             # a day of history + the bar the updates keep replacing, each valid
             got["bars"] = sorted({(len(b), b.ignored, b.rejected) for b in strategy.bar_series})
             expect["bars"] = [(wire.HISTORY_BARS + 1, 0, 0)]
@@ -268,9 +276,9 @@ def variant_is_l1(strategy) -> bool:
     return bool(strategy.quote_objects)
 
 
-def run_ibframe(server, variant: str, timeout: float = 300.0) -> dict:
+def run_ibframe(server, variant: str, timeout: float = 300.0, conflate: bool = False) -> dict:
     with tempfile.TemporaryDirectory(prefix="ibframe-bench-", dir=tmpfs()) as state_dir:
-        engine, strategy = start_engine(server, variant, state_dir)
+        engine, strategy = start_engine(server, variant, state_dir, conflate=conflate)
         try:
             engine.on_dispatch(engine.conn.reqCurrentTime)          # the go signal
             finished = strategy.done.wait(timeout)

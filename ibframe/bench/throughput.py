@@ -14,6 +14,8 @@ What each client's code sees per message (the same reads are done on each delive
   * ibframe — on_quote per message that changed bid/ask/last or their sizes (volume-only ticks update the
     Quote silently), on_tick / on_depth per message; each reads bid/ask/mid/last/volume, the last tick,
     or the best bid/ask/mid;
+  * ibframe-conflated — the same strategy with conflate=True on every line (not the sentinel): a hook call per
+    changed line per pass of the dispatch queue (one socket read), every update still applied to the state;
   * ib_async — one ticker.updateEvent per changed ticker per socket read (all of the read's ticks listed
     on the Ticker); the same reads on each. Its "updates" value says how many deliveries that was.
 Must never: compare runs with different N, or count a run that lost messages.
@@ -28,7 +30,7 @@ from .server import ServerProcess
 TITLE = "market-data throughput (burst over loopback)"
 VARIANTS = {"l1": "L1 tickPrice/tickSize, 8 instruments", "tbt": "tick-by-tick, 4 subscriptions",
             "depth": "L2 depth, 4 books x 10 levels"}
-CLIENTS = ("stock", "ib_async", "ibframe")
+CLIENTS = ("stock", "ib_async", "ibframe", "ibframe-conflated")
 
 
 def size(quick: bool) -> int:
@@ -51,7 +53,11 @@ def run(part: str, quick: bool) -> dict:
             from .peer_ib_async import run_burst as leg
         else:
             from . import clients
-            leg = clients.run_stock if client == "stock" else clients.run_ibframe
+            if client == "stock":
+                leg = clients.run_stock
+            else:
+                def leg(server, variant):
+                    return clients.run_ibframe(server, variant, conflate=client == "ibframe-conflated")
         result = leg(server, variant)
     rate = result["messages"] / result["seconds"] if result["seconds"] > 0 else 0.0
     return {"values": {"msgs_per_s": rate, "updates": float(result.get("updates", 0))},
@@ -60,7 +66,8 @@ def run(part: str, quick: bool) -> dict:
 
 DELIVERED = {"stock": "a callback per msg (2 for price+size)",
              "ib_async": "an update per changed ticker per socket read",
-             "ibframe": "on_quote per top change, on_tick/on_depth per msg"}
+             "ibframe": "on_quote per top change, on_tick/on_depth per msg",
+             "ibframe-conflated": "conflate=True: a hook call per changed line per socket read, as ib_async"}
 
 
 def rows(runs: dict[str, list[dict]], quick: bool) -> list[Row]:
@@ -72,14 +79,14 @@ def rows(runs: dict[str, list[dict]], quick: bool) -> list[Row]:
             updates = values(got[client], "updates")
             note = (f"{DELIVERED[client]}: {statistics.median(updates):,.0f} deliveries" if updates
                     else DELIVERED[client])
-            if client == "ibframe":
+            if client.startswith("ibframe"):
                 note = f"{_spread(rates[client])}; {note}" if rates[client] else note
             out.append(Row(f"{title}: {client if client != 'stock' else 'stock ibapi'}", "msgs/s", rates[client],
                            all_verified(got[client]), note=note))
-        for peer in ("ib_async", "stock"):
-            ratios = [y / x for x, y in zip(rates[peer], rates["ibframe"]) if x > 0]
-            out.append(Row(f"{title}: ratio ibframe / {peer}", "x", ratios,
-                           all_verified(got[peer]) and all_verified(got["ibframe"]),
+        for ours, peer in (("ibframe", "ib_async"), ("ibframe", "stock"), ("ibframe-conflated", "ib_async")):
+            ratios = [y / x for x, y in zip(rates[peer], rates[ours]) if x > 0]
+            out.append(Row(f"{title}: ratio {ours} / {peer}", "x", ratios,
+                           all_verified(got[peer]) and all_verified(got[ours]),
                            note=f"{size(quick):,} msgs per burst; runs paired by repeat", digits=2))
     return out
 

@@ -239,10 +239,11 @@ class TickRing:
         if row is None:
             return None
         ring = self._rings[name]
-        out: dict[str, Any] = {"kind": name}
-        out.update(zip(ring.fields, row))
-        for col in ring.coded:
-            out[col] = self._labels[out[col]]
+        out: dict[str, Any] = dict(zip(ring.fields, row), kind=name)
+        if ring.coded:
+            labels = self._labels
+            for col in ring.coded:
+                out[col] = labels[out[col]]
         return out
 
     def check_invariants(self) -> list[str]:
