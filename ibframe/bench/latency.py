@@ -73,9 +73,7 @@ def run(part: str, quick: bool) -> dict:
         from .peer_ib_async import run_pingpong
         with ServerProcess("pingpong", rounds=n, warmup=WARMUP, gap=GAP) as server:
             report, placed, check = run_pingpong(server, WARMUP + n)
-        ok = "error" not in report and len(report["round_trip_ns"]) == n and placed == WARMUP + n
-        return summary(report, ok and check.startswith("ok"),
-                       report.get("error", f"{placed} orders placed for {WARMUP + n} ticks; {check}"))
+        return judged(report, n, placed, WARMUP + n, check, f"{placed} orders placed for {WARMUP + n} ticks; {check}")
     from .clients import tmpfs
     on_disk = part == "ibframe-disk"
     with ServerProcess("pingpong", rounds=n, warmup=WARMUP, gap=GAP) as server, \
@@ -83,12 +81,19 @@ def run(part: str, quick: bool) -> dict:
         report, placed, check = ibframe_rounds(server, WARMUP + n, where,
                                                gc_policy="default" if part == "ibframe-gc-default" else "freeze")
         fs = _fs_type(where)
-    ok = "error" not in report and len(report["round_trip_ns"]) == n and placed == WARMUP + n
-    out = summary(report, ok and check.startswith("ok"),
-                  report.get("error", f"{placed} orders placed for {WARMUP + n} ticks, order ids in {where} "
-                                      f"({fs}); {check}"))
-    if "full_collections" in report:
-        out["values"]["full_collections"] = report["full_collections"]
+    return judged(report, n, placed, WARMUP + n, check,
+                  f"{placed} orders placed for {WARMUP + n} ticks, order ids in {where} ({fs}); {check}",
+                  "full_collections")
+
+
+def judged(report: dict, n: int, placed: int, pings: int, check: str, detail: str, *carried: str) -> dict:
+    """summary() of a ping-pong part, verified only when all `n` rounds were timed, each of the `pings` got its
+    order and the client's check said ok; the report's `carried` keys are added to the values."""
+    ok = "error" not in report and len(report.get("round_trip_ns", [])) == n and placed == pings
+    out = summary(report, ok and check.startswith("ok"), report.get("error", detail))
+    for key in carried:
+        if key in report:
+            out["values"][key] = report[key]
     return out
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import tempfile
 
 from . import Row, all_verified, values
-from .latency import GAP, WARMUP, ibframe_rounds, summary
+from .latency import GAP, WARMUP, ibframe_rounds, judged
 from .server import ServerProcess
 
 TITLE = "tick-to-order latency under load (50 other instruments at 50,000 msgs/s)"
@@ -45,13 +45,8 @@ def run(part: str, quick: bool) -> dict:
             from .clients import tmpfs
             with tempfile.TemporaryDirectory(prefix="ibframe-bench-", dir=tmpfs()) as where:
                 report, placed, check = ibframe_rounds(server, total, where, background=BACKGROUND_LINES)
-    ok = "error" not in report and len(report.get("round_trip_ns", [])) == n and placed == total
-    out = summary(report, ok and check.startswith("ok"),
-                  report.get("error", f"{placed} orders for {total} pings; "
-                                      f"{report.get('background_frames', 0):,} background frames; {check}"))
-    if "background_rate" in report:
-        out["values"]["background_rate"] = report["background_rate"]
-    return out
+    return judged(report, n, placed, total, check, f"{placed} orders for {total} pings; "
+                  f"{report.get('background_frames', 0):,} background frames; {check}", "background_rate")
 
 
 def rows(runs: dict[str, list[dict]], quick: bool) -> list[Row]:
