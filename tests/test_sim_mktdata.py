@@ -1,6 +1,7 @@
 """reqMktData and the option calculators of the simulated gateway, through the real ibapi client."""
 from __future__ import annotations
 
+import logging
 import time
 from decimal import Decimal
 
@@ -193,11 +194,15 @@ def test_line_limit_and_duplicate_id(make_gateway, connect):
     assert not c.errors(6) and not c.errors(1)
 
 
-def test_unknown_contract(client):
+def test_unknown_contract(client, caplog):
+    caplog.set_level(logging.DEBUG, logger="ibframe.sim")
     c = stock(0, "NOSUCH")
     client.reqMktData(51, c, "", False, False, [])
     assert client.wait_error(51, 200) == "No security definition has been found for the request"
     assert not ticks(client, 51)
+    logged = [r.getMessage() for r in caplog.records if r.name == "ibframe.sim" and r.levelno == logging.DEBUG]
+    assert any(m.startswith("error 200 to client ") and "for request 51: No security definition" in m
+               for m in logged), logged
 
 
 def test_fx_quotes_without_last_or_volume(gateway, client):

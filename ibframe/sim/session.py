@@ -78,7 +78,9 @@ class Session:
             transport.abort()
 
     def error(self, req_id: int, code: int, text: str, advanced_json: str = "") -> None:
-        """ERR_MSG in the layout of the negotiated version (versioned below 194, timestamped from 194)."""
+        """ERR_MSG in the layout of the negotiated version (versioned below 194, timestamped from 194); logged at
+        DEBUG with the client and the request, so a run with `--log-level DEBUG` shows every error it answered."""
+        log.debug("error %d to client %s (%s) for request %d: %s", code, self.client_id, self.peer, req_id, text)
         if self.version >= sv.MIN_SERVER_VER_ERROR_TIME:
             self.send(IN.ERR_MSG, req_id, code, text, advanced_json, int(time.time() * 1000))
         elif self.version >= sv.MIN_SERVER_VER_ADVANCED_ORDER_REJECT:
