@@ -358,3 +358,22 @@ def test_same_seed_gives_the_same_ticks(make_gateway, connect):
     assert first == second
     assert any(f[0] == str(IN.TICK_STRING) and f[3] == str(T.RT_VOLUME) for f in first)
     assert any(f[0] == str(IN.TICK_OPTION_COMPUTATION) for f in first)
+
+
+def test_a_price_with_a_size_is_followed_by_the_tick_size_tws_sends(client):
+    """TWS sends TICK_SIZE after a TICK_PRICE that carries a size; ibapi's decoder also calls tickSize for the
+    size inside TICK_PRICE, so a client sees tickPrice, tickSize, tickSize with one size (and a client that reads
+    sizes only from the separate TICK_SIZE frame sees them too)."""
+    client.reqMktData(61, stock(), "", False, False, [])
+    client.wait("tickPrice", lambda a: a[0] == 61 and a[1] in (T.BID, T.ASK, T.LAST), timeout=30, count=6)
+    got = ticks(client, 61)
+    pairs = {T.BID: T.BID_SIZE, T.ASK: T.ASK_SIZE, T.LAST: T.LAST_SIZE}
+    checked = 0
+    for i, (name, args) in enumerate(got[:-2]):
+        if name != "tickPrice" or args[1] not in pairs:
+            continue
+        after = got[i + 1:i + 3]
+        assert [(n, a[1]) for n, a in after] == [("tickSize", pairs[args[1]])] * 2, (args, after)
+        assert after[0][1][2] == after[1][1][2], after           # the same size twice
+        checked += 1
+    assert checked >= 4

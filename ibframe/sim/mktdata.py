@@ -454,8 +454,13 @@ class MarketDataLine:
         return DELAYED.get(tt, tt) if self.mdt in (3, 4) else tt
 
     def _price(self, tt: int, price: float, size: float) -> None:
+        """TICK_PRICE; for bid, ask and last (which carry their size) then the TICK_SIZE TWS sends after it with
+        the same size, as a real TWS does (clients that read sizes only from tickSize see them)."""
         mask = 1 if tt in (T.BID, T.ASK) and self.mdt == 1 else 0     # canAutoExecute on live quotes
         self.session.send(IN.TICK_PRICE, TICK_MSG_VERSION, self.req_id, self._type(tt), price, _size(size), mask)
+        size_type = SIZE_OF.get(tt)
+        if size_type is not None:
+            self._tick(IN.TICK_SIZE, size_type, _size(size))
 
     def _tick(self, msg_id: int, tt: int, value) -> None:
         self.session.send(msg_id, TICK_MSG_VERSION, self.req_id, self._type(tt), value)
