@@ -74,11 +74,13 @@ def test_fx_string_format():
 
 
 def test_cme_index_future():
+    """Written in Chicago time, as TWS writes a CME contract's hours (its timeZoneId is US/Central)."""
+    assert hours.zone_id("cme_index_future") == "US/Central" and hours.zone_id("us_equity") == "US/Eastern"
     s = hours.hours_string("cme_index_future", dt.date(2026, 12, 6), 7)  # Sunday..Saturday
-    assert s.startswith("20261206:1800-20261207:1700;20261207:1800-20261208:1700;")
-    assert s.endswith("20261210:1800-20261211:1700;20261212:CLOSED")
+    assert s.startswith("20261206:1700-20261207:1600;20261207:1700-20261208:1600;")
+    assert s.endswith("20261210:1700-20261211:1600;20261212:CLOSED")
     liquid = hours.hours_string("cme_index_future", dt.date(2026, 12, 7), 1, liquid=True)
-    assert liquid == "20261207:0930-20261207:1600"
+    assert liquid == "20261207:0830-20261207:1500"
     # Daily maintenance break.
     assert not hours.is_open("cme_index_future", pd.Timestamp("2026-12-08 17:30", tz=NY), liquid=False)
     assert hours.is_open("cme_index_future", pd.Timestamp("2026-12-08 18:30", tz=NY), liquid=False)
@@ -151,11 +153,11 @@ def test_cme_falls_back_to_xnys_days(monkeypatch):
     monkeypatch.setattr(hours, "_tables", {})
     s = hours.hours_string("cme_index_future", dt.date(2026, 11, 22), 7)
     assert s == (
-        "20261122:1800-20261123:1700;20261123:1800-20261124:1700;20261124:1800-20261125:1700;"
-        "20261126:1800-20261127:1300;20261128:CLOSED"  # Thanksgiving: no session closes, one opens
+        "20261122:1700-20261123:1600;20261123:1700-20261124:1600;20261124:1700-20261125:1600;"
+        "20261126:1700-20261127:1200;20261128:CLOSED"  # Thanksgiving: no session closes, one opens
     )
     liquid = hours.hours_string("cme_index_future", dt.date(2026, 11, 27), 1, liquid=True)
-    assert liquid == "20261127:0930-20261127:1300"
+    assert liquid == "20261127:0830-20261127:1200"
 
 
 @pytest.mark.parametrize("kind", hours.KINDS)

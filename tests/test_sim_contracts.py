@@ -169,10 +169,11 @@ def test_future_details(gateway, client: RecordingClient):
     cd = found[0]
     assert cd.contract.multiplier == "50" and cd.minTick == 0.25 and cd.contract.exchange == "CME"
     assert cd.realExpirationDate == cd.contract.lastTradeDateOrContractMonth
-    assert cd.lastTradeTime == "09:30:00"
+    assert cd.timeZoneId == "US/Central"                   # CME products: Chicago time, as IB reports them
+    assert cd.lastTradeTime == "08:30:00"                  # 09:30 in New York
     assert cd.underSymbol == "ES" and cd.underSecType == "IND"
     sessions = assert_hours(cd.tradingHours)
-    assert any(s[9:13] == "1800" for s in sessions), "CME equity futures open at 18:00 the evening before"
+    assert any(s[9:13] == "1700" for s in sessions), "CME equity futures open at 17:00 CT the evening before"
     # the same contract by its month and by conId
     (by_month,) = details(client, 41, contract(symbol="ES", secType="FUT", exchange="CME",
                                                lastTradeDateOrContractMonth=cd.contractMonth))

@@ -41,7 +41,7 @@ STOCK_CUSIPS = {265598: "037833100", 272093: "594918104", 8314: "459200101",
                 1520593: "46625H100", 756733: "78462F103"}
 
 # When the last trading day ends, per kind of instrument (lastTradeTime in contract details).
-LAST_TRADE_TIMES = {"OPT": "16:00:00", "FOP": "16:00:00", "FUT": "09:30:00"}
+LAST_TRADE_TIMES = {"OPT": "16:00:00", "FOP": "16:00:00", "FUT": "09:30:00"}    # New York time
 
 
 # --- number formatting the way TWS prints reference data ---------------------------------------
@@ -116,7 +116,11 @@ def _last_trade_date_or_month(inst: Instrument) -> str:
     if not inst.expiry:
         return ""
     when = LAST_TRADE_TIMES.get(inst.sec_type)
-    return f"{inst.expiry} {when} {hours.ZONE_ID}" if when else inst.expiry
+    if not when:
+        return inst.expiry
+    at = dt.datetime.strptime(f"{inst.expiry} {when}", "%Y%m%d %H:%M:%S").replace(tzinfo=NEW_YORK)
+    local = at.astimezone(ZoneInfo(hours.zone(inst.hours_kind)))       # written in the contract's own zone
+    return f"{local:%Y%m%d %H:%M:%S} {hours.zone_id(inst.hours_kind)}"
 
 
 def contract_data_fields(inst: Instrument, req_id: int, version: int, start: dt.date,
@@ -135,7 +139,7 @@ def contract_data_fields(inst: Instrument, req_id: int, version: int, start: dt.
     f += [inst.multiplier, inst.order_types, ",".join(inst.valid_exchanges), 1,   # priceMagnifier
           inst.under_con_id, inst.long_name, inst.primary_exchange,
           inst.contract_month, inst.industry, inst.category, inst.subcategory,
-          hours.ZONE_ID, _hours(inst.hours_kind, start, False), _hours(inst.hours_kind, start, True),
+          hours.zone_id(inst.hours_kind), _hours(inst.hours_kind, start, False), _hours(inst.hours_kind, start, True),
           "", ""]                                            # evRule, evMultiplier: none
     f += _sec_id_list(inst)
     if version >= sv.MIN_SERVER_VER_AGG_GROUP:
@@ -177,7 +181,7 @@ def bond_contract_data_fields(inst: Instrument, req_id: int, version: int, start
           b.get("nextOptionDate", ""), b.get("nextOptionType", ""), bool(b.get("nextOptionPartial", False)),
           b.get("notes", ""), inst.long_name]
     if version >= sv.MIN_SERVER_VER_BOND_TRADING_HOURS:
-        f += [hours.ZONE_ID, _hours(inst.hours_kind, start, False), _hours(inst.hours_kind, start, True)]
+        f += [hours.zone_id(inst.hours_kind), _hours(inst.hours_kind, start, False), _hours(inst.hours_kind, start, True)]
     f += ["", ""]                                            # evRule, evMultiplier
     f += _sec_id_list(inst)
     if version >= sv.MIN_SERVER_VER_AGG_GROUP:

@@ -44,8 +44,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-ZONE_ID = "US/Eastern"  # what ContractDetails.timeZoneId reports
+ZONE_ID = "US/Eastern"  # what ContractDetails.timeZoneId reports for US stocks, options, bonds and FX
 TZ = "America/New_York"  # the same zone, under its canonical name, for pandas
+# the exchange's own zone, as TWS reports it (timeZoneId, and the zone tradingHours / liquidHours are written
+# in): CME's products trade on Chicago time; sessions are still computed (and labelled) on New York days
+ZONE_OF_KIND = {"cme_index_future": ("US/Central", "America/Chicago")}
 KINDS = ("us_equity", "us_option", "us_bond", "cme_index_future", "fx")
 
 _MIN_DAY = _dt.date(1970, 1, 1)
@@ -254,8 +257,18 @@ def _midnight_ns(day: _dt.date) -> int:
     return pd.Timestamp(day).tz_localize(TZ).value
 
 
-def _fmt(ns: int) -> str:
-    return pd.Timestamp(ns, tz="UTC").tz_convert(TZ).strftime("%Y%m%d:%H%M")
+def _fmt(ns: int, tz: str = TZ) -> str:
+    return pd.Timestamp(ns, tz="UTC").tz_convert(tz).strftime("%Y%m%d:%H%M")
+
+
+def zone_id(kind: str) -> str:
+    """The timeZoneId TWS reports for instruments of this hours kind."""
+    return ZONE_OF_KIND.get(kind, (ZONE_ID, TZ))[0]
+
+
+def zone(kind: str) -> str:
+    """The same zone under its canonical (pandas) name."""
+    return ZONE_OF_KIND.get(kind, (ZONE_ID, TZ))[1]
 
 
 # --------------------------------------------------------------------------- public API
@@ -285,7 +298,8 @@ def hours_string(kind: str, start: _dt.date, days: int = 7, liquid: bool = False
     from `start`: each session labelled on one of those days (i.e. closing on it) as
     ``YYYYMMDD:HHMM-YYYYMMDD:HHMM`` (overnight sessions start on the previous date), and
     ``YYYYMMDD:CLOSED`` for a day with no session closing on it and none opening on it (so a
-    Sunday evening open leaves Sunday out rather than CLOSED); ``;``-joined in time order."""
+    Sunday evening open leaves Sunday out rather than CLOSED); ``;``-joined in time order. Times are
+    written in the kind's own zone (`zone_id(kind)`), as TWS writes them in the contract's timeZoneId."""
     _check_kind(kind)
     if not isinstance(days, (int, np.integer)) or isinstance(days, bool) or days < 0:
         raise ValueError(f"days must be a non-negative int, got {days!r}")
@@ -297,7 +311,9 @@ def hours_string(kind: str, start: _dt.date, days: int = 7, liquid: bool = False
     sel = (s.labels >= np.datetime64(start, "D")) & (s.labels <= np.datetime64(end, "D"))
     opens, closes, labels = s.opens[sel], s.closes[sel], s.labels[sel]
 
-    entries: list[tuple[int, str]] = [(int(o), f"{_fmt(int(o))}-{_fmt(int(c))}") for o, c in zip(opens, closes)]
+    tz = zone(kind)
+    entries: list[tuple[int, str]] = [(int(o), f"{_fmt(int(o), tz)}-{_fmt(int(c), tz)}")
+                                      for o, c in zip(opens, closes)]
     labelled = {lab.astype(_dt.date) for lab in labels}
     # A day on which a session opens (Sunday evening for futures and FX) is not closed, even if
     # that session closes after the window.
