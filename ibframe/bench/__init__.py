@@ -6,8 +6,10 @@ median / min / max; every run checks that it lost nothing (each message arrived,
 applied) and a run that did not is marked as failed, never averaged in. The cases, in table order:
 
 1. throughput — market-data bursts from a loopback TWS-protocol server into the stock ibapi client,
-   ib_async and ibframe's full path (Engine → dispatch → decoder → Router → state → Strategy);
-2. latency    — tick-to-order round trips, ibframe (risk rules on) and ib_async, next to a bare-socket echo;
+   ib_async and ibframe's full path (Engine → dispatch → decoder → Router → state → Strategy), the last
+   also with conflate=True (the delivery ib_async makes: a hook call per changed line per socket read);
+2. latency    — tick-to-order round trips, ibframe (risk rules on; gc: freeze and gc: default) and ib_async,
+   next to a bare-socket echo;
 3. book       — OrderBook.apply on 10- and 20-level books, next to a plain list-based book;
 4. replay     — recorded frames per second through ibframe.replay at speed max;
 5. memory     — RSS over a long stream on 200 instruments (quotes, books, tick rings, bars);
@@ -15,7 +17,8 @@ applied) and a run that did not is marked as failed, never averaged in. The case
 7. journal_speed — executions per second into the compliance journal and each hook's cost (µs).
 8. risk_gate  — what the pre-trade risk rules add to the tick → order path (all rules on vs off, µs).
 9. writer_speed — the paced outgoing writer: no added latency under the limit, a burst that never trips TWS.
-10. latency_load — tick → order on one instrument while 50 others stream at 50,000 msgs/s (ibframe, ib_async).
+10. latency_load — tick → order on one instrument while 50 others stream at 50,000 msgs/s (10,000 with
+    --quick; ibframe, ib_async).
 11. order_encoding — ibapi's placeOrder text vs the lean encoder (µs per order).
 
 Must never: be imported by the framework, or put a timing assertion into the test suite (the smoke

@@ -11,7 +11,8 @@ to the moment the client's own code handles the end sentinel.
   * ibframe: Engine (connection → dispatch thread → decoder → Router → Quote/TickRing/OrderBook/Bars)
              and a Strategy whose on_quote/on_tick/on_depth read the state: on_quote once per message
              that changed the top of the book (bid, ask, last or their sizes; a volume-only tick updates
-             the Quote without calling it), on_tick and on_depth once per message.
+             the Quote without calling it), on_tick and on_depth once per message; with `conflate` each
+             line's hook runs once per pass of the dispatch queue instead (every update still applied).
 Must never: time anything but the burst itself, or report a rate for a run that lost messages.
 """
 from __future__ import annotations

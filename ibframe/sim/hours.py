@@ -49,6 +49,7 @@ TZ = "America/New_York"  # the same zone, under its canonical name, for pandas
 # the exchange's own zone, as TWS reports it (timeZoneId, and the zone tradingHours / liquidHours are written
 # in): CME's products trade on Chicago time; sessions are still computed (and labelled) on New York days
 ZONE_OF_KIND = {"cme_index_future": ("US/Central", "America/Chicago")}
+_NEW_YORK = (ZONE_ID, TZ)                # every other kind
 KINDS = ("us_equity", "us_option", "us_bond", "cme_index_future", "fx")
 
 _MIN_DAY = _dt.date(1970, 1, 1)
@@ -263,12 +264,12 @@ def _fmt(ns: int, tz: str = TZ) -> str:
 
 def zone_id(kind: str) -> str:
     """The timeZoneId TWS reports for instruments of this hours kind."""
-    return ZONE_OF_KIND.get(kind, (ZONE_ID, TZ))[0]
+    return ZONE_OF_KIND.get(kind, _NEW_YORK)[0]
 
 
 def zone(kind: str) -> str:
     """The same zone under its canonical (pandas) name."""
-    return ZONE_OF_KIND.get(kind, (ZONE_ID, TZ))[1]
+    return ZONE_OF_KIND.get(kind, _NEW_YORK)[1]
 
 
 # --------------------------------------------------------------------------- public API
