@@ -480,7 +480,7 @@ class _Working:
     order_id: int
     contract: object
     order: object
-    wire: object | None                 # ibframe.sim.orders_wire.SimOrder parsed from the sent placeOrder
+    wire: object | None                 # ibframe.sim.broker.order_records.SimOrder parsed from the sent placeOrder
     perm_id: int
     active: bool
     placed_at: float
@@ -491,8 +491,10 @@ class PaperFills:
     """The replay's paper broker (fills="simulated"); the model is described in the module docstring."""
 
     def __init__(self, engine: Engine, feeder: Feeder, recording: Recording):
-        from .sim import orders_wire, wire      # the replay entry point alone wires the sim's codec in
-        self.ow, self.format_field = orders_wire, wire.format_field
+        from .sim.broker import order_answers_wire, order_records, order_requests_wire  # the replay entry point
+        from .sim.protocol import wire                                                 # alone wires in the sim's codec
+        self.records, self.requests_wire = order_records, order_requests_wire
+        self.answers, self.format_field = order_answers_wire, wire.format_field
         self.engine, self.feeder = engine, feeder
         self.version = recording.header.server_version
         self.accounts = recording.header.accounts
@@ -534,7 +536,7 @@ class PaperFills:
         else:
             self.seq += 1
             parent = order.parentId
-            w = _Working(order_id, contract, order, self._parse(sent), self.ow.make_perm_id(self.seq),
+            w = _Working(order_id, contract, order, self._parse(sent), self.records.make_perm_id(self.seq),
                          active=not parent or parent not in self.working, placed_at=self.engine.clock.now())
             self.working[order_id] = w
         status = "Submitted" if w.active else "PreSubmitted"
@@ -590,20 +592,20 @@ class PaperFills:
         now = self.engine.clock.now()
         account = order.account or (self.accounts[0] if self.accounts else "") or self.engine.account
         side = "BOT" if order.action == "BUY" else "SLD"
-        exec_id = self.ow.make_exec_id(self.fills, w.order_id, now)
+        exec_id = self.records.make_exec_id(self.fills, w.order_id, now)
         when = dt.datetime.fromtimestamp(now, EASTERN).strftime("%Y%m%d %H:%M:%S") + " US/Eastern"
         if w.wire is not None:
-            execution = self.ow.ExecutionInfo(
+            execution = self.records.ExecutionInfo(
                 execId=exec_id, time=when, acctNumber=account,
                 exchange=contract.primaryExchange or contract.exchange or "SMART", side=side, shares=qty,
                 price=price, permId=w.perm_id, clientId=self.engine.client_id, cumQty=qty, avgPrice=price,
                 orderRef=order.orderRef, lastLiquidity=2 if removed else 1)
-            self._send(self.ow.encode_execution(-1, w.wire, execution, self.version), "execDetails")
+            self._send(self.answers.encode_execution(-1, w.wire, execution, self.version), "execDetails")
         self._status(w, "Filled", qty, 0.0, price, price)
         if w.wire is not None:
             self._open_order(w, "Filled")
         commission = self._commission(contract, qty, price)
-        self._send(self.ow.encode_commission_report(exec_id, commission, contract.currency or "USD", None, None,
+        self._send(self.answers.encode_commission_report(exec_id, commission, contract.currency or "USD", None, None,
                                                     None, self.version), "commissionAndFeesReport")
         self._position(account, contract, qty if side == "BOT" else -qty, price)
         for child in [c for c in self.working.values() if c.order.parentId == w.order_id and not c.active]:
@@ -631,8 +633,8 @@ class PaperFills:
         if sent.fields is None:
             return None
         try:
-            from .sim.wire import FieldReader
-            parsed = self.ow.parse_place_order(FieldReader(sent.fields, "PLACE_ORDER", 1), self.version)
+            from .sim.protocol.wire import FieldReader
+            parsed = self.requests_wire.parse_place_order(FieldReader(sent.fields, "PLACE_ORDER", 1), self.version)
         except ValueError as exc:
             log.warning("replay fills: cannot read back placeOrder %s (%s); no openOrder is synthesized", sent, exc)
             return None
@@ -643,11 +645,11 @@ class PaperFills:
         if w.wire is None:
             return
         w.wire.permId = w.perm_id
-        self._send(self.ow.encode_open_order(w.wire, self.ow.OrderStateInfo(status=status), self.version),
+        self._send(self.answers.encode_open_order(w.wire, self.records.OrderStateInfo(status=status), self.version),
                    "openOrder")
 
     def _status(self, w: _Working, status: str, filled: float, remaining: float, avg: float, last: float) -> None:
-        self._send(self.ow.encode_order_status(w.order_id, status, filled, remaining, avg, w.perm_id,
+        self._send(self.answers.encode_order_status(w.order_id, status, filled, remaining, avg, w.perm_id,
                                                w.order.parentId or 0, last, self.engine.client_id, "", None,
                                                self.version), "orderStatus")
 

@@ -101,8 +101,8 @@ class Runner:
         if gw.kind != "sim":
             return gw
         from .sim import SimConfig, SimGateway          # the runner alone wires the simulator in
-        from .sim.hours import start_time
-        from .sim.universe import UniverseError
+        from .sim.market.hours import start_time
+        from .sim.market.universe import UniverseError
         try:
             self.sim = SimGateway(SimConfig(port=0, seed=self.cfg.sim.seed, speed=self.cfg.sim.speed,
                                             universe=self.cfg.sim.universe,

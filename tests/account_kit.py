@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from ibframe.sim import SimGateway
-from ibframe.sim.universe import DEFAULT_UNIVERSE
+from ibframe.sim.market.universe import DEFAULT_UNIVERSE
 
 AAPL, SPY, EURUSD, BOND = 265598, 756733, 12087792, 652386178
 # a Wednesday morning in regular trading hours, so days and sessions are known

@@ -19,7 +19,7 @@ from ibapi.client import EClient
 from ibapi.wrapper import EWrapper
 
 from ibframe.sim import SimConfig, SimGateway
-from ibframe.sim.hours import start_time
+from ibframe.sim.market.hours import start_time
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FIXTURE_FRAMES = SHARED / "fixtures" / "real-tws-v176" / "frames.jsonl"

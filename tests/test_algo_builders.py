@@ -74,8 +74,8 @@ def test_bad_combinations_and_order_types_are_refused():
 
 def test_the_catalogue_agrees_with_the_simulators():
     """Every tag ibframe sends exists in ibframe.sim's catalogue, and both accept and refuse the same values."""
-    from ibframe.sim import algos as sim
-    from ibframe.sim.ordertime import parse_tws_time
+    from ibframe.sim.broker import algos as sim
+    from ibframe.sim.market.ordertime import parse_tws_time
 
     def sim_accepts(reader, value: str) -> bool:
         try:

@@ -18,7 +18,7 @@ from ibframe.contracts import Stock
 from ibframe.dispatch import Clock, Dispatcher
 from ibframe.engine import Engine
 from ibframe.router import Router
-from ibframe.sim.wire import encode_message
+from ibframe.sim.protocol.wire import encode_message
 from conftest import wait_until
 
 VERSION = 176                                  # text message ids: the frames below are plain fields

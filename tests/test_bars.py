@@ -236,7 +236,7 @@ def test_realtime_five_second_daily_and_weekly():
 
 def test_sim_bars_sit_on_their_boundaries():
     """The simulator dates a bar at its bucket's start, or at the minute a session opened inside it."""
-    from ibframe.sim.bars import BAR_SIZES, Units, align, bar_ids, reduce
+    from ibframe.sim.market.bars import BAR_SIZES, Units, align, bar_ids, reduce
 
     open_930 = int(pd.Timestamp("2026-11-18 09:30", tz=NY).timestamp())
     t = np.arange(open_930, open_930 + 3 * 3600, 7, dtype=np.int64) + 3     # units off every boundary

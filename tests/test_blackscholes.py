@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from ibframe.sim.blackscholes import Greeks, implied_vol, price_and_greeks
+from ibframe.sim.market.blackscholes import Greeks, implied_vol, price_and_greeks
 
 rights = st.sampled_from(["C", "P"])
 spots = st.floats(min_value=10.0, max_value=500.0)

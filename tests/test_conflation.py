@@ -14,7 +14,7 @@ import pytest
 from ibframe import Strategy
 from ibframe.contracts import Stock
 from ibframe.engine import Engine
-from ibframe.sim.wire import encode_message
+from ibframe.sim.protocol.wire import encode_message
 from conftest import wait_until
 
 VERSION = 176                                   # text message ids: the frames below are plain fields

@@ -1,4 +1,4 @@
-"""Tests for ibframe.sim.hours: IB tradingHours/liquidHours strings and RTH checks."""
+"""Tests for ibframe.sim.market.hours: IB tradingHours/liquidHours strings and RTH checks."""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ibframe.sim import hours
+from ibframe.sim.market import hours
 
 NY = "America/New_York"
 
@@ -164,7 +164,7 @@ def test_cme_falls_back_to_xnys_days(monkeypatch):
 def test_trading_gate_agrees_with_the_calendar_step_by_step(kind):
     """The live market's cached gate answers exactly as the calendar does, asked in time order over
     Thanksgiving week (early closes, the holiday, the weekend), every 7 minutes and across each edge."""
-    from ibframe.sim.trading_time import TradingGate
+    from ibframe.sim.market.trading_time import TradingGate
 
     gate = TradingGate()
     start = pd.Timestamp("2026-11-22 12:00", tz=NY).timestamp()
@@ -177,7 +177,7 @@ def test_trading_gate_agrees_with_the_calendar_step_by_step(kind):
 
 
 def test_trading_gate_last_trade_time_and_history_end():
-    from ibframe.sim.trading_time import TradingGate, trading_end
+    from ibframe.sim.market.trading_time import TradingGate, trading_end
 
     gate = TradingGate()
     saturday = pd.Timestamp("2026-11-21 12:00", tz=NY).timestamp()

@@ -24,7 +24,7 @@ from ibframe.contracts import Stock
 from ibframe.engine import Engine
 from ibframe.journal import Journal
 from ibframe.risk import kill
-from ibframe.sim.hours import start_time
+from ibframe.sim.market.hours import start_time
 from ibframe.strategy import Strategy
 from ibframe.trading.leftovers import LeftoverPolicy, check_leftovers, leftover_summary, parse_leftovers
 from ibframe.trading.orders import limit, market

@@ -19,7 +19,7 @@ from account_kit import universe_with
 from ibframe.contracts import Future, Stock
 from ibframe.engine import Engine
 from ibframe.risk.gate import DOOR
-from ibframe.sim.hours import start_time
+from ibframe.sim.market.hours import start_time
 from ibframe.strategy import Strategy
 from ibframe.trading.manager import OrderRejected
 from conftest import wait_until

@@ -2,7 +2,7 @@
 
 IB's historical windows are 15 s, 2 s and 10 minutes; 1,000 small-bar requests need about three hours
 of them. So the simulator runs SPEED times faster than the wall clock (its historical pacing in
-ibframe/sim/historical.py counts on its simulated clock), and the scheduler must count on that clock
+ibframe/sim/market/historical.py counts on its simulated clock), and the scheduler must count on that clock
 too. Scaling the limits by the same factor (`PacingLimits.scaled(1 / SPEED)`, which the 20x tests in
 test_pacing.py use) is not enough at 500x: the in-process simulator's clock stalls for 50-100 wall ms now
 and then (the GIL is shared with the engine; one read of requests is served at one simulated instant)

@@ -238,7 +238,7 @@ def test_a_farm_outage_marks_quotes_stale_until_it_is_back(runner_on):
     gw, runner = runner_on()
     s = runner.strategies[0]
     wait_flowing(runner, "the start")
-    from ibframe.sim.wire import encode_message
+    from ibframe.sim.protocol.wire import encode_message
     assert runner.engine.conn.serverVersion() >= 194          # ERR_MSG with a time stamp, no version field
 
     def farm_notice(code: int, text: str) -> None:             # TWS's notice, over the socket

@@ -21,7 +21,7 @@ from ibframe.contracts import Stock
 from ibframe.engine import Engine
 from ibframe.ids import REQUEST_ID_BASE
 from ibframe.strategy import Strategy
-from ibframe.sim.ordertime import parse_tws_time
+from ibframe.sim.market.ordertime import parse_tws_time
 from ibframe.trading.resync import (
     MAX_DAYS, PRIVATE_ID_BASE, RESYNC_MARGIN, ReconcileSummary, execution_filter, tws_epoch,
 )

@@ -2,7 +2,7 @@
 
 The monitor turns ExcessLiquidity / NetLiquidation into the GLOBAL trading state (REDUCING at 10 %,
 HALTED at 5 % by default, back with hysteresis), alerting on each change and never crashing or moving
-on garbage. Against the simulator: a price shock (ibframe.sim.shocks) takes a leveraged account to
+on garbage. Against the simulator: a price shock (ibframe.sim.market.shocks) takes a leveraged account to
 REDUCING then HALTED through the real account-summary stream; large orders are sent only after TWS's
 what-if says the margin buffer holds.
 """
@@ -23,7 +23,7 @@ from ibframe.risk.layer import RiskLayer
 from ibframe.risk.margin import MarginConfig, MarginMonitor, account_feed
 from ibframe.risk.pdt import PdtConfig
 from ibframe.risk.state import TradingStates
-from ibframe.sim.shocks import shock_price
+from ibframe.sim.market.shocks import shock_price
 from ibframe.trading.orders import limit, market
 
 ACTIVE, REDUCING, HALTED = TradingState.ACTIVE, TradingState.REDUCING, TradingState.HALTED

@@ -18,7 +18,7 @@ from ibframe.risk.layer import RiskLayer
 from ibframe.risk.base import RiskRejected
 from ibframe.resilience.supervisor import ConnectionSupervisor
 from ibframe.risk.config import RiskConfig
-from ibframe.sim.wire import encode_message
+from ibframe.sim.protocol.wire import encode_message
 from conftest import wait_until
 
 

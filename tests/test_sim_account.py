@@ -15,8 +15,8 @@ from ibapi.contract import Contract
 from ibapi.message import OUT
 from ibapi.order import Order
 
-from ibframe.sim import handlers
-from ibframe.sim.wire import format_field
+from ibframe.sim.protocol import handlers
+from ibframe.sim.protocol.wire import format_field
 
 from account_kit import AAPL, EURUSD, SPY, fill, sim  # noqa: F401 (sim is a fixture)
 from conftest import FIXTURE_FRAMES, VERSIONS, shared_fixture
@@ -46,7 +46,7 @@ def download(client, account: str) -> tuple[dict[str, str], list[tuple]]:
 
 def has_broker() -> bool:
     try:
-        importlib.import_module("ibframe.sim.orders")        # registers the order handlers when present
+        importlib.import_module("ibframe.sim.broker.orders")        # registers the order handlers when present
     except ImportError:
         return False
     return OUT.PLACE_ORDER in handlers.HANDLERS

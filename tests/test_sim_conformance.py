@@ -19,7 +19,7 @@ from ibapi.order import Order
 
 from conftest import FIXTURE_FRAMES, MIDDAY, RecordingClient, RecordingWrapper, shared_fixture
 from ibframe.sim import SimConfig, SimGateway
-from ibframe.sim.wire import encode_message
+from ibframe.sim.protocol.wire import encode_message
 
 VERSION = 176
 EURUSD = dict(symbol="EUR", secType="CASH", currency="USD", exchange="IDEALPRO")

@@ -13,7 +13,7 @@ from ibapi.decoder import Decoder
 from ibapi.message import IN
 
 from conftest import VERSIONS, RecordingClient, RecordingWrapper
-from ibframe.sim.wire import format_field
+from ibframe.sim.protocol.wire import format_field
 
 NEW_YORK = ZoneInfo("America/New_York")
 SESSION = re.compile(r"\d{8}:(\d{4}-\d{8}:\d{4}|CLOSED)")

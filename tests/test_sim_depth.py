@@ -12,7 +12,7 @@ import time
 import pytest
 from ibapi.contract import Contract
 
-from ibframe.sim.market import MAKERS
+from ibframe.sim.market.market import MAKERS
 
 AAPL, EURUSD = 265598, 12087792
 

@@ -17,9 +17,8 @@ import pytest
 from ibapi.execution import ExecutionFilter
 from ibapi.message import IN
 
-from ibframe.sim.faults import (
-    HISTORICAL_PACING, LOST, RESTORED_DATA_KEPT, RESTORED_DATA_LOST, ScenarioError, parse_duration, parse_scenario,
-)
+from ibframe.sim.faults.control import HISTORICAL_PACING, LOST, RESTORED_DATA_KEPT, RESTORED_DATA_LOST
+from ibframe.sim.faults.scenarios import ScenarioError, parse_duration, parse_scenario
 from sim_order_kit import AAPL, order, paused, place, step, stock, wait_status
 
 TICKS = ("tickPrice", "tickSize", "tickString", "tickGeneric")
@@ -340,7 +339,7 @@ def test_cli_reports_a_bad_scenario_with_its_line_and_exit_code_2(tmp_path):
 
 def test_the_shipped_example_scenario_parses():
     from pathlib import Path
-    from ibframe.sim.faults import load_scenario
+    from ibframe.sim.faults.scenarios import load_scenario
     example = Path(__file__).resolve().parents[1] / "config" / "faults.example.yaml"
     names = [f.name for f in load_scenario(example)]
     assert names == ["connectivity_lost", "reject_next_orders", "connectivity_lost", "restart"]

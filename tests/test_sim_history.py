@@ -329,7 +329,7 @@ def test_pacing_can_be_switched_off(make_gateway, connect):
 
 
 def test_pacing_counts_bid_ask_twice_toward_sixty_in_ten_minutes():
-    from ibframe.sim.pacing import HistoricalPacing
+    from ibframe.sim.protocol.pacing import HistoricalPacing
     pacing = HistoricalPacing()
     for k in range(30):                 # 30 BID_ASK requests spread out: 60 units used
         assert pacing.admit(10.0 * k, ("q", k), ("c", k % 10), weight=2)

@@ -12,7 +12,7 @@ import struct
 import pytest
 
 from conftest import wait_until
-from ibframe.sim.wire import MAX_FRAME
+from ibframe.sim.protocol.wire import MAX_FRAME
 from raw_wire_kit import closed_by_peer, ibapi_frames, raw_client, read_frame, sim_log  # noqa: F401 (fixture)
 from sim_order_kit import AAPL, by_con_id, stock
 

@@ -11,9 +11,9 @@ import pytest
 
 from account_kit import AAPL, BOND, EURUSD, SPY, fill, sim  # noqa: F401 (sim is a fixture)
 from ibframe.sim import SimGateway
-from ibframe.sim.daytrades import DayTradeBook, window
-from ibframe.sim.margin import commission, multiplier, position_requirement
-from ibframe.sim.universe import load_universe
+from ibframe.sim.accounts.daytrades import DayTradeBook, window
+from ibframe.sim.accounts.margin import commission, multiplier, position_requirement
+from ibframe.sim.market.universe import load_universe
 
 
 def check(gw: SimGateway, con_id: int, action: str, quantity: float, price: float = 0.0, account: str | None = None):

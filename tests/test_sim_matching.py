@@ -267,7 +267,7 @@ def test_option_future_forex_and_bond_orders_fill(sim):
         wait_status(c, oid, "Filled")
         assert math.isclose(sum(float(e.shares) for e in execs(c, oid)), qty)
     def quote():
-        from ibframe.sim.option_market import quoter_for
+        from ibframe.sim.market.option_market import quoter_for
         q = quoter_for(gw, option)
         return q.bid, q.ask
     bid, ask = gw.call(quote)

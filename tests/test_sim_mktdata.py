@@ -11,9 +11,9 @@ from ibapi.message import IN
 from ibapi.ticktype import TickTypeEnum as T
 
 from conftest import MIDDAY
-from ibframe.sim import options
-from ibframe.sim.blackscholes import price_and_greeks
-from ibframe.sim.universe import price_increment
+from ibframe.sim.market import options
+from ibframe.sim.market.blackscholes import price_and_greeks
+from ibframe.sim.market.universe import price_increment
 
 AAPL, SPY, EURUSD = 265598, 756733, 12087792
 TICK_CALLBACKS = ("tickPrice", "tickSize", "tickString", "tickGeneric", "tickOptionComputation")

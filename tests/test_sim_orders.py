@@ -399,7 +399,7 @@ def test_order_frames_match_real_tws_at_176(make_gateway, connect):
     """The broker's openOrder / orderStatus / execDetails / commission frames have the real TWS layout."""
     from conftest import FIXTURE_FRAMES, shared_fixture
     from ibapi.message import IN
-    from ibframe.sim.wire import encode_message
+    from ibframe.sim.protocol.wire import encode_message
     real = {}
     for line in shared_fixture(FIXTURE_FRAMES).read_text().splitlines():
         if line.strip():

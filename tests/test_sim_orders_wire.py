@@ -26,13 +26,17 @@ from ibapi.softdollartier import SoftDollarTier
 from ibapi.tag_value import TagValue
 
 from conftest import FIXTURE_FRAMES, RecordingWrapper, shared_fixture
-from ibframe.sim.orders_wire import (
-    ExecutionInfo, OrderAllocationInfo, OrderStateInfo, SimOrder, correct_exec_id, encode_commission_report,
-    encode_completed_order, encode_completed_orders_end, encode_execution, encode_execution_end,
-    encode_open_order, encode_open_order_end, encode_order_bound, encode_order_status, make_exec_id,
-    make_perm_id, parse_cancel_order, parse_global_cancel, parse_place_order, parse_req_executions,
+from ibframe.sim.broker.order_answers_wire import (
+    encode_commission_report, encode_completed_order, encode_completed_orders_end, encode_execution,
+    encode_execution_end, encode_open_order, encode_open_order_end, encode_order_bound, encode_order_status,
 )
-from ibframe.sim.wire import FieldReader, ProtocolError, encode_message, split_fields, split_frames
+from ibframe.sim.broker.order_records import (
+    ExecutionInfo, OrderAllocationInfo, OrderStateInfo, SimOrder, correct_exec_id, make_exec_id, make_perm_id,
+)
+from ibframe.sim.broker.order_requests_wire import (
+    parse_cancel_order, parse_global_cancel, parse_place_order, parse_req_executions,
+)
+from ibframe.sim.protocol.wire import FieldReader, ProtocolError, encode_message, split_fields, split_frames
 
 VERSIONS = (176, 178, 200)
 

@@ -33,7 +33,7 @@ from ibframe.contracts import Stock
 from ibframe.dispatch import Dispatcher
 from ibframe.engine import Engine
 from ibframe.risk.gate import DOOR
-from ibframe.sim import handlers
+from ibframe.sim.protocol import handlers
 from ibframe.writer import (NS, SKEW_ALLOWANCE, Outgoing, OutgoingWriter, PacedQueue, bucket_for, message_id,
                             order_id_of)
 
@@ -334,7 +334,7 @@ def test_without_pacing_the_transport_sends_directly():
 @pytest.fixture
 def gateway_orders(monkeypatch):
     """Every placeOrder the simulator handles, in handling order: (monotonic time, client id, order id)."""
-    from ibframe.sim import orders  # noqa: F401  (registers the placeOrder handler)
+    from ibframe.sim.broker import orders  # noqa: F401  (registers the placeOrder handler)
     seen: list[tuple[float, int, int]] = []
     handle = handlers.HANDLERS[PLACE]
 

@@ -7,11 +7,11 @@ import logging
 import signal
 import sys
 
-from .faults import ScenarioError
+from .faults.scenarios import ScenarioError
+from .market.hours import start_time
+from .market.universe import UniverseError
 from .persistence import StateError
 from .server import MAX_REQUEST_BYTES, MAX_SEND_QUEUE_BYTES, SIM_MAX_VERSION, SIM_MIN_VERSION, SimConfig, SimGateway
-from .hours import start_time
-from .universe import UniverseError
 
 
 def parse_start(text: str) -> float | None:

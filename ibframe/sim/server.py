@@ -3,7 +3,7 @@
 Owns: the listening socket, each connection's lifetime (handshake → START_API → requests →
 cleanup), the clientId registry, the per-client message-rate limit and the market clock that
 steps the simulated market and fans its events out to subscribers. It gives the fault injector
-(`faults.py`: `gateway.faults`) its hooks (every connection's writer, requests before dispatch, each
+(`faults/control.py`: `gateway.faults`) its hooks (every connection's writer, requests before dispatch, each
 market step, a restart of the listening socket) and saves the `--state` file (`persistence.py`).
 Every part of a market step runs under the `StepSupervisor` (`supervision.py`): a failure is logged
 once per cause and the market goes on. Per-connection memory is bounded: a request declared longer
@@ -31,17 +31,21 @@ from zoneinfo import ZoneInfo
 
 from ibapi.message import IN, OUT
 
-from . import handlers, persistence
-from .account import Ledger
-from .broker import Broker
-from .faults import Faults, load_scenario
-from .market import Market, StepEvents
-from .pacing import MessageRate
+from . import persistence
+from .accounts.account import Ledger
+from .broker.broker import Broker
+from .faults.control import Faults
+from .faults.scenarios import load_scenario
+from .market.market import Market, StepEvents
+from .market.universe import Universe, load_universe
 from .persistence import StateFile
-from .session import Session
-from .universe import Universe, load_universe
+from .protocol import handlers
+from .protocol.pacing import MessageRate
+from .protocol.session import Session
+from .protocol.wire import (
+    API_PREFIX, MAX_FRAME, FieldReader, ProtocolError, parse_handshake, split_fields, split_frames,
+)
 from .supervision import StepSupervisor
-from .wire import API_PREFIX, MAX_FRAME, FieldReader, ProtocolError, parse_handshake, split_fields, split_frames
 
 log = logging.getLogger("ibframe.sim")
 
@@ -82,7 +86,7 @@ class SimConfig:
     pace_historical: bool = True        # historical-data pacing (error 162)
     pace_tick_by_tick: bool = True      # one tick-by-tick request per instrument per 15 s
     state_file: str | Path | None = None    # orders, executions, positions, cash, ids kept across restarts
-    faults_file: str | Path | None = None   # a YAML fault scenario run on the simulated clock (faults.py)
+    faults_file: str | Path | None = None   # a YAML fault scenario run on the simulated clock (faults/scenarios.py)
     max_send_queue_bytes: int = MAX_SEND_QUEUE_BYTES    # a client that lets more pile up unread is disconnected
     max_request_bytes: int = MAX_REQUEST_BYTES          # a request declared longer closes the connection at once
     socket_send_buffer: int | None = None   # SO_SNDBUF of each client socket (None: the OS default)
@@ -121,7 +125,7 @@ class SimGateway:
         self.next_order_id = 1
         self.ledger = Ledger(self, self.universe.accounts)   # cash, positions, margin (account.py)
         self.broker = Broker(self)                           # orders and matching (broker.py)
-        self.faults = Faults(self, scenario)                 # injected faults, the control API (faults.py)
+        self.faults = Faults(self, scenario)                 # injected faults, the control API (faults/control.py)
         self.persistence: StateFile | None = None            # the --state file (persistence.py)
         if self.config.state_file:
             self.persistence = StateFile(self, self.config.state_file)
@@ -142,7 +146,7 @@ class SimGateway:
         return self.market.time
 
     def _session_stats(self, inst):
-        from . import history  # history builds on the market module; imported late to keep startup light
+        from .market import history  # history builds on the market module; imported late to keep startup light
         return history.session_stats(self, inst)
 
     # --- market fan-out ---------------------------------------------------------------------------
@@ -462,4 +466,7 @@ def _id_or_unset(reader: FieldReader) -> int:
 
 def _load_request_modules() -> None:
     """Import every request family once so their handlers register."""
-    from . import account_requests, basics, contracts, depth, historical, mktdata, orders, tickbytick  # noqa: F401
+    from .accounts import account_requests  # noqa: F401
+    from .broker import orders  # noqa: F401
+    from .market import contracts, depth, historical, historical_ticks, mktdata, realtime_bars, tickbytick  # noqa: F401
+    from .protocol import basics  # noqa: F401

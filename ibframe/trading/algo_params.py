@@ -5,7 +5,7 @@ parameter its Python name, IB's tag, and what IB documents as legal (a choice li
 range, a 0/1 flag, a TWS time string, a non-negative amount) — and turning validated Python values
 into the `TagValue` list TWS expects. A bad value raises `ValueError` naming the algo, the
 parameter, the value and what is allowed, so nothing TWS would refuse with error 441 is sent.
-The ranges agree with the simulator (`ibframe/sim/algos.py`) and with IB's TWS user guide
+The ranges agree with the simulator (`ibframe/sim/broker/algos.py`) and with IB's TWS user guide
 (e.g. "max percentage of the average daily volume from 1% to 50%" for Vwap and Arrival Price).
 
 Must never: build or send orders, or read the clock (a time string's window is checked by TWS).

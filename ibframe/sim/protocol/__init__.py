@@ -1,0 +1,12 @@
+"""The simulator's protocol: what every part shares to speak TWS's socket protocol.
+
+Owns: framing and field encoding (`wire`), the handshake's version and connect-options parsing
+(`wire.parse_handshake`), one client connection after its handshake (`session`), the msg-id →
+handler registry (`handlers`), IB's pacing counters (`pacing`) and the connection-level requests
+(`basics`: clock, managed accounts, market data type). The text codec of each request family lives
+with the part it serves (e.g. `broker/order_requests_wire.py`); protobuf codecs go here as
+`proto_*.py`, next to the text framing.
+
+Must never: import a part (market, broker, accounts, faults) or decide anything about orders,
+prices or accounts; parts depend on the protocol, never the other way round.
+"""
