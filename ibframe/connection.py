@@ -43,6 +43,7 @@ from ibapi.message import OUT
 from ibapi.server_versions import MAX_CLIENT_VER, MIN_CLIENT_VER, MIN_SERVER_VER_PROTOBUF
 
 from .decoding import FastDecoder
+from .decoding_proto import ProtoFastDecoder
 from .dispatch import Dispatcher, Watch
 from .order_encoding import encode_place_order
 from .risk.gate import DOOR
@@ -249,6 +250,7 @@ class IBConnection(EClient):
         self.recorder = None                 # an ibframe.record.Recorder taps every frame in and message out
         self.after_frame = None              # fn(payload) called on the dispatch thread after each frame is handled
         self._fast: FastDecoder | None = None   # the hot market-data messages; ibapi's Decoder does the rest
+        self._fast_proto: ProtoFastDecoder | None = None   # the same messages in protobuf form (version >= 206)
         self._inbox = bytearray()            # bytes read and not yet a whole frame (dispatch thread only)
         self._watch: Watch | None = None     # the socket's Watch: when it was last seen with nothing unread
         self._batch_since: float | None = None   # while a batch is decoded: the earliest its data can have come
@@ -456,7 +458,12 @@ class IBConnection(EClient):
                             raise ValueError("no NUL after the message id")
                         msg_id = int(text_id)
                     if msg_id > PROTOBUF_MSG_ID:
-                        if msg_id - PROTOBUF_MSG_ID in self.decoder.msgId2handleInfoProtoBuf:
+                        proto = self._fast_proto
+                        if proto is None or proto.decoder is not self.decoder:
+                            proto = self._fast_proto = ProtoFastDecoder(self.decoder)
+                        if proto.decode(msg_id - PROTOBUF_MSG_ID, body):
+                            pass                         # a hot market-data message, delivered as ibapi would
+                        elif msg_id - PROTOBUF_MSG_ID in self.decoder.msgId2handleInfoProtoBuf:
                             self.decoder.processProtoBuf(body, msg_id - PROTOBUF_MSG_ID)
                         else:
                             self._fault = ("unknown_id", f"unknown protobuf message id {msg_id - PROTOBUF_MSG_ID}")

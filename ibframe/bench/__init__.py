@@ -7,7 +7,8 @@ applied) and a run that did not is marked as failed, never averaged in. The case
 
 1. throughput — market-data bursts from a loopback TWS-protocol server into the stock ibapi client,
    ib_async and ibframe's full path (Engine → dispatch → decoder → Router → state → Strategy), the last
-   also with conflate=True (the delivery ib_async makes: a hook call per changed line per socket read);
+   also with conflate=True (the delivery ib_async makes: a hook call per changed line per socket read), and the
+   same bursts as protobuf at server version 226 into stock ibapi and ibframe (protobuf vs text);
 2. latency    — tick-to-order round trips, ibframe (risk rules on; gc: freeze and gc: default) and ib_async,
    next to a bare-socket echo;
 3. book       — OrderBook.apply on 10- and 20-level books, next to a plain list-based book;

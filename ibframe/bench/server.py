@@ -16,6 +16,9 @@ client's subscription requests for the request ids it chose, and one job per con
   * "load"     — pingpong on the first line while the other lines stream a background of
                  `rate` msgs/s, sent in chunks every `chunk` seconds (see `_loaded_pingpong`);
   * "echo"     — no TWS protocol: a tick frame out, any frame back, timestamped, `gap` apart (the floor).
+With `version` (226 for the throughput case's protobuf variants) the server speaks up to that version: 4-byte
+message ids on every frame from 201, the client's protobuf requests read for their ids, and with `proto` the
+burst's market data sent as protobuf (wire.py).
 The port, then the report (frames sent, counts, round-trip times), go to the parent as JSON lines
 on stdout.
 The first market-data subscription is the sentinel (or ping) line; burst slots map to the ones after it.
@@ -77,7 +80,7 @@ def _say(obj: dict) -> None:
     print(json.dumps(obj), flush=True)
 
 
-def _handshake(sock: socket.socket) -> tuple[int, bytes]:
+def _handshake(sock: socket.socket, highest: int = wire.SERVER_VERSION) -> tuple[int, bytes]:
     """Read "API\\0" + the client's version range; answer with the version chosen; return it and what came after."""
     data = b""
     while True:
@@ -91,7 +94,7 @@ def _handshake(sock: socket.socket) -> tuple[int, bytes]:
         data += chunk
     if not data.startswith(b"API\0"):
         raise ConnectionError(f"not a TWS API client: {data[:16]!r}")
-    version = wire.negotiate(data[8:8 + size])
+    version = wire.negotiate(data[8:8 + size], highest)
     sock.sendall(wire.handshake_answer(version))
     return version, data[8 + size:]
 
@@ -102,7 +105,8 @@ class _Session:
     def __init__(self, sock: socket.socket, version: int, leftover: bytes):
         self.sock = sock
         self.version = version
-        self.reader = wire.FrameReader()
+        self.raw_ids = version >= 201          # MIN_SERVER_VER_PROTOBUF: 4-byte message ids both ways
+        self.reader = wire.FrameReader(self.raw_ids)
         self.pending = self.reader.feed(leftover)
         self.ids: dict[str, list[int]] = {"mktdata": [], "ticks": [], "depth": [], "bars": []}
         self.frames_sent = 0
@@ -153,7 +157,10 @@ class _Session:
                 if answer is not None:
                     self.send(answer, 1)
 
-    def send(self, data: bytes, frames: int) -> None:
+    def send(self, data: bytes, frames: int, wire_ready: bool = False) -> None:
+        """Send text frames (their ids made 4-byte from version 201), or frames already in wire form."""
+        if self.raw_ids and not wire_ready:
+            data = wire.raw_ids(data)
         self.sock.sendall(data)
         self.frames_sent += frames
 
@@ -180,13 +187,13 @@ def serve(mode: str, params: dict) -> None:
         if mode == "echo":
             _say(_echo(sock, params["rounds"], params.get("warmup", 0), params.get("gap", 0.0)))
             return
-        session = _Session(sock, *_handshake(sock))
+        session = _Session(sock, *_handshake(sock, params.get("version", wire.SERVER_VERSION)))
         streams = _stream_for(params) if mode in ("burst", "stream") else None    # made while the client sets up
         if not session.until_go():
             _say({"error": "client left before the go signal"})
             return
         if mode in ("burst", "stream"):
-            _say(_send_burst(session, *streams, params.get("repeat", 1)))
+            _say(_send_burst(session, *streams, params.get("repeat", 1), params.get("proto", False)))
         elif mode == "pingpong":
             _say(_pingpong(session, params["rounds"], params.get("warmup", 0), params.get("gap", 0.0)))
         elif mode == "load":
@@ -204,15 +211,17 @@ def _stream_for(params: dict) -> tuple[wire.Burst, wire.Burst]:
     return wire.Burst([]), wire.make_burst(params["variant"], params["n"], params.get("instruments", 8))
 
 
-def _send_burst(session: _Session, prologue: wire.Burst, burst: wire.Burst, repeat: int) -> dict:
+def _send_burst(session: _Session, prologue: wire.Burst, burst: wire.Burst, repeat: int, proto: bool = False) -> dict:
     sentinel, ids = session.burst_ids()
     if prologue.rows:
         session.send(prologue.encode(ids), len(prologue.rows))
-    data = burst.encode(ids)
+    data = burst.encode(ids, proto)
+    if session.raw_ids and not proto:
+        data = wire.raw_ids(data)                            # encoded before the clock starts, as the text burst
     started_at = time.perf_counter()
     session.send(wire.tick_price(sentinel, wire.BID, "1.00"), 1)
     for _ in range(repeat):
-        session.send(data, len(burst.rows))
+        session.send(data, len(burst.rows), wire_ready=True)
     session.send(wire.tick_price(sentinel, wire.BID, "2.00"), 1)
     counts = {k: v * repeat for k, v in burst.counts.items()}
     for k, v in prologue.counts.items():

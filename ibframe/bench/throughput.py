@@ -18,6 +18,12 @@ What each client's code sees per message (the same reads are done on each delive
     changed line per pass of the dispatch queue (one socket read), every update still applied to the state;
   * ib_async — one ticker.updateEvent per changed ticker per socket read (all of the read's ticks listed
     on the Ticker); the same reads on each. Its "updates" value says how many deliveries that was.
+
+The same three bursts as protobuf — variants l1-pb, tbt-pb, depth-pb — are served at server version 226 (4-byte
+message ids; TICK_PRICE, TICK_SIZE, TICK_BY_TICK, MARKET_DEPTH_L2 as protobuf, as a TWS sends market data from
+206) to the two clients that speak it, stock ibapi (its Decoder.processProtoBuf) and ibframe (its protobuf fast
+decoder, ibframe/decoding_proto.py); the "protobuf@226 / text@200" rows pair each with its text run of the same
+repeat: what protobuf costs on the wire-to-strategy path.
 Must never: compare runs with different N, or count a run that lost messages.
 """
 from __future__ import annotations
@@ -26,11 +32,19 @@ import statistics
 
 from . import Row, all_verified, values
 from .server import ServerProcess
+from .wire import PROTOBUF_VERSION
 
 TITLE = "market-data throughput (burst over loopback)"
 VARIANTS = {"l1": "L1 tickPrice/tickSize, 8 instruments", "tbt": "tick-by-tick, 4 subscriptions",
-            "depth": "L2 depth, 4 books x 10 levels"}
+            "depth": "L2 depth, 4 books x 10 levels",
+            "l1-pb": f"L1 as protobuf @{PROTOBUF_VERSION}", "tbt-pb": f"tick-by-tick as protobuf @{PROTOBUF_VERSION}",
+            "depth-pb": f"L2 depth as protobuf @{PROTOBUF_VERSION}"}
 CLIENTS = ("stock", "ib_async", "ibframe", "ibframe-conflated")
+PROTO_CLIENTS = ("stock", "ibframe")          # ib_async speaks up to 178: no protobuf
+
+
+def clients_of(variant: str) -> tuple[str, ...]:
+    return PROTO_CLIENTS if variant.endswith("-pb") else CLIENTS
 
 
 def size(quick: bool) -> int:
@@ -38,7 +52,7 @@ def size(quick: bool) -> int:
 
 
 def parts(quick: bool) -> list[str]:
-    return [f"{v}/{c}" for v in VARIANTS for c in CLIENTS]
+    return [f"{v}/{c}" for v in VARIANTS for c in clients_of(v)]
 
 
 def repeats(part: str, quick: bool) -> int | None:
@@ -48,7 +62,10 @@ def repeats(part: str, quick: bool) -> int | None:
 
 def run(part: str, quick: bool) -> dict:
     variant, client = part.split("/")
-    with ServerProcess("burst", variant=variant, n=size(quick)) as server:
+    proto = variant.endswith("-pb")
+    variant = variant.removesuffix("-pb")
+    more = {"version": PROTOBUF_VERSION, "proto": True} if proto else {}
+    with ServerProcess("burst", variant=variant, n=size(quick), **more) as server:
         if client == "ib_async":
             from .peer_ib_async import run_burst as leg
         else:
@@ -73,9 +90,10 @@ DELIVERED = {"stock": "a callback per msg (2 for price+size)",
 def rows(runs: dict[str, list[dict]], quick: bool) -> list[Row]:
     out = []
     for variant, title in VARIANTS.items():
-        got = {c: runs.get(f"{variant}/{c}", []) for c in CLIENTS}
-        rates = {c: values(got[c], "msgs_per_s") for c in CLIENTS}
-        for client in CLIENTS:
+        clients = clients_of(variant)
+        got = {c: runs.get(f"{variant}/{c}", []) for c in clients}
+        rates = {c: values(got[c], "msgs_per_s") for c in clients}
+        for client in clients:
             updates = values(got[client], "updates")
             note = (f"{DELIVERED[client]}: {statistics.median(updates):,.0f} deliveries" if updates
                     else DELIVERED[client])
@@ -83,7 +101,18 @@ def rows(runs: dict[str, list[dict]], quick: bool) -> list[Row]:
                 note = f"{_spread(rates[client])}; {note}" if rates[client] else note
             out.append(Row(f"{title}: {client if client != 'stock' else 'stock ibapi'}", "msgs/s", rates[client],
                            all_verified(got[client]), note=note))
+        if variant.endswith("-pb"):
+            text = variant.removesuffix("-pb")
+            for client in clients:
+                plain = values(runs.get(f"{text}/{client}", []), "msgs_per_s")
+                ratios = [y / x for x, y in zip(plain, rates[client]) if x > 0]
+                label = client if client != "stock" else "stock ibapi"
+                out.append(Row(f"{title}: {label} protobuf@{PROTOBUF_VERSION} / text@200", "x", ratios,
+                               all_verified(got[client]) and all_verified(runs.get(f"{text}/{client}", [])),
+                               note="msgs/s ratio; runs paired by repeat", digits=2))
         for ours, peer in (("ibframe", "ib_async"), ("ibframe", "stock"), ("ibframe-conflated", "ib_async")):
+            if ours not in clients or peer not in clients:
+                continue
             ratios = [y / x for x, y in zip(rates[peer], rates[ours]) if x > 0]
             out.append(Row(f"{title}: ratio {ours} / {peer}", "x", ratios,
                            all_verified(got[peer]) and all_verified(got[ours]),

@@ -9,6 +9,10 @@ orderStatus, a day of 1-minute bars for reqHistoricalData, and the deterministic
 tick-by-tick, L2 depth, and the mixed stream of the memory case) with their expected counts. A burst is
 generated with placeholder slots for the request ids, because the ids are chosen by the client;
 `Burst.encode(ids)` fills them in.
+From server version 201 (a case that offers it: the protobuf variants offer 226) every frame carries its message
+id as a 4-byte integer (`raw_ids` rewrites text frames so), the client's requests may be protobuf (`FrameReader`
+with `raw_ids` reads the request ids out of the few it needs with ibapi's *_pb2 classes, imported only then), and
+`Burst.encode(ids, proto=True)` sends the burst's market data as protobuf (id + 200), as TWS does from 206.
 Must never: import the framework (the server process stays light) or use unseeded randomness.
 """
 from __future__ import annotations
@@ -19,7 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SERVER_VERSION = 200                     # the highest version the burst server speaks
+SERVER_VERSION = 200                     # the highest version the burst server speaks with text market data
+PROTOBUF_VERSION = 226                   # the version of the protobuf variants (market data as protobuf from 206)
+PROTOBUF_MSG_ID = 200                    # ids above it: a protobuf body, the message id + 200
 HISTORICAL_DATA_END_VERSION = 196        # MIN_SERVER_VER_HISTORICAL_DATA_END: bars end in their own message
 CONN_TIME = "20240305 10:00:00 US/Eastern"
 ACCOUNT = "DU1234567"
@@ -44,12 +50,49 @@ def frame(*fields) -> bytes:
     return struct.pack("!I", len(body)) + body
 
 
-def negotiate(hello: bytes) -> int:
-    """The server version for a client's "v<min>..<max>" hello: its highest, at most SERVER_VERSION."""
+def negotiate(hello: bytes, highest: int = SERVER_VERSION) -> int:
+    """The server version for a client's "v<min>..<max>" hello: its highest, at most `highest`."""
     found = re.match(rb"v(\d+)(?:\.\.(\d+))?", hello)
     if found is None:
         raise ConnectionError(f"no version range in the client's hello {hello[:32]!r}")
-    return min(int(found.group(2) or found.group(1)), SERVER_VERSION)
+    return min(int(found.group(2) or found.group(1)), highest)
+
+
+def raw_ids(data: bytes) -> bytes:
+    """Text frames with their message id as a 4-byte integer instead of a text field (server version >= 201)."""
+    out, offset = [], 0
+    while offset < len(data):
+        size = struct.unpack_from("!I", data, offset)[0]
+        body = data[offset + 4:offset + 4 + size]
+        head, _, rest = body.partition(b"\0")
+        out.append(struct.pack("!II", len(rest) + 4, int(head)) + rest)
+        offset += 4 + size
+    return b"".join(out)
+
+
+# protobuf requests at >= 201: (message id) -> (ibapi.protobuf module.class, [(text field index, proto field)])
+_PROTO_REQUESTS = {REQ_MKT_DATA: ("MarketDataRequest", [(2, "reqId")]),
+                   REQ_TICK_BY_TICK: ("TickByTickRequest", [(1, "reqId")]),
+                   REQ_MKT_DEPTH: ("MarketDepthRequest", [(2, "reqId")]),
+                   REQ_HISTORICAL_DATA: ("HistoricalDataRequest", [(1, "reqId")]),
+                   REQ_EXECUTIONS: ("ExecutionRequest", [(2, "reqId")]),
+                   REQ_ACCOUNT_UPDATES: ("AccountDataRequest", [(2, "subscribe"), (3, "acctCode")]),
+                   PLACE_ORDER: ("PlaceOrderRequest", [(1, "orderId")])}
+
+
+def _proto_request_fields(msg_id: int, body: bytes) -> list[str]:
+    """A protobuf request as the text fields the server reads (the request id where the text layout has it)."""
+    fields = [str(msg_id)]
+    known = _PROTO_REQUESTS.get(msg_id)
+    if known is not None:
+        import importlib
+        name, wanted = known
+        message = getattr(importlib.import_module(f"ibapi.protobuf.{name}_pb2"), name).FromString(body)
+        for index, attr in wanted:
+            value = getattr(message, attr)
+            fields += [""] * (index + 1 - len(fields))
+            fields[index] = ("1" if value else "0") if isinstance(value, bool) else str(value)
+    return fields
 
 
 def handshake_answer(version: int = SERVER_VERSION) -> bytes:
@@ -107,8 +150,9 @@ def history_answer(req_id, version: int, bars: int = HISTORY_BARS) -> tuple[byte
 class FrameReader:
     """Cuts whole frames off a byte stream; `feed(chunk)` returns the new frames' text fields."""
 
-    def __init__(self):
+    def __init__(self, raw_ids: bool = False):
         self.buffer = bytearray()
+        self.raw_ids = raw_ids             # server version >= 201: 4-byte ids, some requests protobuf
 
     def feed(self, chunk: bytes) -> list[list[str]]:
         self.buffer += chunk
@@ -118,7 +162,12 @@ class FrameReader:
             if end - offset - 4 < size:
                 break
             payload = bytes(self.buffer[offset + 4:offset + 4 + size])
-            out.append(payload.decode("latin-1").split("\0")[:-1])
+            if not self.raw_ids:
+                out.append(payload.decode("latin-1").split("\0")[:-1])
+            elif int.from_bytes(payload[:4], "big") > PROTOBUF_MSG_ID:
+                out.append(_proto_request_fields(int.from_bytes(payload[:4], "big") - PROTOBUF_MSG_ID, payload[4:]))
+            else:
+                out.append([str(int.from_bytes(payload[:4], "big"))] + payload[4:].decode("latin-1").split("\0")[:-1])
             offset += 4 + size
         del self.buffer[:offset]
         return out
@@ -148,9 +197,49 @@ class Burst:
             out.append(pack("!I", len(body)) + body)
         return out
 
-    def encode(self, ids: dict[str, list[int]]) -> bytes:
-        """The whole burst as one byte string, ids filled in."""
-        return b"".join(self.frames(ids))
+    def encode(self, ids: dict[str, list[int]], proto: bool = False) -> bytes:
+        """The whole burst as one byte string, ids filled in; `proto`: as protobuf frames (server version 226)."""
+        return b"".join(self.proto_frames(ids) if proto else self.frames(ids))
+
+    def proto_frames(self, ids: dict[str, list[int]]) -> list[bytes]:
+        """Each row as one protobuf frame (4-byte id = message id + 200), the same values as `frames`."""
+        from ibapi.protobuf.MarketDepthL2_pb2 import MarketDepthL2
+        from ibapi.protobuf.TickByTickData_pb2 import TickByTickData
+        from ibapi.protobuf.TickPrice_pb2 import TickPrice
+        from ibapi.protobuf.TickSize_pb2 import TickSize
+        md, tbt, dp = (ids.get(k, []) for k in ("mktdata", "ticks", "depth"))
+        out = []
+        for msg_id, slot, rest in self.rows:
+            if msg_id == TICK_PRICE:
+                m = TickPrice(reqId=md[slot], tickType=rest[0], price=float(rest[1]), size=str(rest[2]),
+                              attrMask=rest[3])
+            elif msg_id == TICK_SIZE:
+                m = TickSize(reqId=md[slot], tickType=rest[0], size=str(rest[1]))
+            elif msg_id == TICK_BY_TICK:
+                m = TickByTickData(reqId=tbt[slot], tickType=rest[0])
+                if rest[0] == 3:
+                    h = m.historicalTickBidAsk
+                    h.time, h.priceBid, h.priceAsk = rest[1], float(rest[2]), float(rest[3])
+                    h.sizeBid, h.sizeAsk = str(rest[4]), str(rest[5])
+                    h.tickAttribBidAsk.bidPastLow = bool(rest[6] & 1)
+                elif rest[0] in (1, 2):
+                    h = m.historicalTickLast
+                    h.time, h.price, h.size = rest[1], float(rest[2]), str(rest[3])
+                    h.tickAttribLast.pastLimit = bool(rest[4] & 1)
+                    h.exchange, h.specialConditions = rest[5], rest[6]
+                else:
+                    h = m.historicalTickMidPoint
+                    h.time, h.price = rest[1], float(rest[2])
+            elif msg_id == MARKET_DEPTH_L2:
+                m = MarketDepthL2(reqId=dp[slot])
+                d = m.marketDepthData
+                d.position, d.marketMaker, d.operation, d.side = rest[0], rest[1], rest[2], rest[3]
+                d.price, d.size, d.isSmartDepth = float(rest[4]), str(rest[5]), bool(rest[6])
+            else:
+                raise ValueError(f"no protobuf form for message {msg_id} in the bench")
+            body = m.SerializeToString()
+            out.append(struct.pack("!II", len(body) + 4, msg_id + PROTOBUF_MSG_ID) + body)
+        return out
 
 
 def final_quotes(rows: list[tuple[int, int, tuple]], sent: int) -> dict[int, list[float]]:
