@@ -424,8 +424,8 @@ def test_transmit_precaution_and_reference_rejects_and_their_texts(sim):
     msft_ask = book(gw, MSFT)["asks"][0][0]
     place(c, 1, stock(), order("BUY", 100, "LMT"))                                 # no limit price
     assert c.wait_error(1, 107) == "Cannot transmit incomplete order."
-    place(c, 2, stock(), order("BUY", 100, "STP"))                                 # no stop price
-    assert c.wait_error(2, 107) == "Cannot transmit incomplete order."
+    place(c, 2, stock(), order("BUY", 100, "STP"))                                 # no stop price: TWS's 321
+    assert c.wait_error(2, 321) == "Error validating request.-'bN' : cause - Please enter a stop price"
     place(c, 3, stock(), order("BUY", 100, "LMT", round(ask * 1.6, 2)))           # 60% through the ask
     assert c.wait_error(3, 109) == ("Price is out of the range defined by the Percentage setting at order "
                                     "defaults frame. The order will not be transmitted.")

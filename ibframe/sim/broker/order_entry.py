@@ -1,10 +1,11 @@
 """What happens to a new order before it exists: the contract it names, TWS's checks, the ledger's verdict.
 
 Owns: resolving the order's contract (error 200; a BAG's legs by conId), echoing the full contract
-back into the order as TWS does, the pre-acceptance checks (order_rules, algos, account, TWS time
-strings, order_precautions: 203, 383, 109, 382), turning a cashQty into a quantity, the ledger's
-`check_order` per order or per combo leg, and the what-if preview (an openOrder with the margin
-and commission numbers).
+back into the order as TWS does, 321 for a contract without conId that lacks a valid secType, a
+currency or a derivative's expiry / local symbol (texts and rules in `market/lookup.py`), the
+pre-acceptance checks (order_rules, algos, account, TWS time strings, order_precautions: 203, 383,
+109, 382), turning a cashQty into a quantity, the ledger's `check_order` per order or per combo
+leg, and the what-if preview (an openOrder with the margin and commission numbers).
 
 Must never: store the order, change the market or accounts, or send anything but the error / the
 what-if openOrder of the order being checked.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from ..market.lookup import NO_SECURITY_DEFINITION, resolve
+from ..market.lookup import NO_SECURITY_DEFINITION, order_contract_problem, resolve
 from ..market.ordertime import parse_tws_time
 from ..market.universe import ContractQuery, Instrument, price_increment
 from . import algos, order_precautions as precautions, order_rules as rules
@@ -39,7 +40,15 @@ def clean(o: SimOrder) -> None:
 
 
 def resolve_contract(broker: "Broker", session: "Session", o: SimOrder):
-    """(instrument, []) or (None, legs) for a BAG; None after the error was sent."""
+    """(instrument, []) or (None, legs) for a BAG; None after the error was sent.
+
+    A contract without conId needs a valid secType, a currency and (FUT / FOP / OPT) an expiry or a
+    local symbol, else 321 (`lookup.order_contract_problem`); with a conId only the exchange, checked
+    before this by `order_precautions.exchange_problem`."""
+    bad = order_contract_problem(o.conId, o.secType, o.currency, o.lastTradeDateOrContractMonth, o.localSymbol)
+    if bad is not None:
+        session.error(o.orderId, bad.code, bad.text)
+        return None
     universe = broker.gateway.universe
     if o.secType.upper() == "BAG":
         legs = []

@@ -2,7 +2,9 @@
 
 Owns: the order-defaults precautions a new order must pass before it is transmitted (109 a limit
 too far through the market in percent, 382 too many ticks through it, 383 a size above the
-per-security-type limit), 203 (a futures order from a cash account), 321 (no order exchange),
+per-security-type limit), 203 (a futures order from a cash account), 321 (no order exchange, even
+with a conId: "Missing order exchange"; the other contract fields an order without conId needs, a
+valid secType, a currency and a derivative's expiry, are `market/lookup.order_contract_problem`),
 135 / 106 (a child whose parent TWS cannot find / can no longer transmit to), 161 (a MOC / LOC
 cancel inside the exchange's cut-off before the close), and the texts TWS sends for each.
 

@@ -3,8 +3,10 @@
 Owns: the canonical order-type names the broker implements and the codes in a contract's
 `orderTypes` they need, which types may work outside regular trading hours, and `validate`,
 which turns a bad order into the error TWS sends for it (434 zero size, 110 price increment,
-387 unsupported type, 111 / 113 TIF conflicts, 107 a price its type needs is missing, 201 with
-a reason for the rest; algo errors come from `algos.validate`, the order-defaults precautions
+387 unsupported type, 111 / 113 TIF conflicts, 321 "Please enter a stop price" for a STP / STP LMT
+without auxPrice (TWS's text; its letters vary, 'bG' / 'bH' seen, the simulator uses the order
+family's 'bN'), 107 another price its type needs is missing (a LMT's limit, a MIT / LIT trigger),
+201 with a reason for the rest; algo errors come from `algos.validate`, the order-defaults precautions
 and the refusals naming another order from `order_precautions`). The error texts are TWS's.
 
 Must never: change an order, send messages or look at accounts (margin checks are the ledger's).
@@ -25,6 +27,7 @@ TIFS = ("DAY", "GTC", "IOC", "FOK", "GTD", "OPG")
 NEEDS_LIMIT = {"LMT", "STP LMT", "LOC", "LIT"}
 NEEDS_AUX = {"STP", "STP LMT", "MIT", "LIT"}
 TRIGGERED = {"STP", "STP LMT", "TRAIL", "TRAIL LIMIT", "MIT", "LIT"}
+STOP_TYPES = {"STP", "STP LMT"}                 # no auxPrice: 321 "Please enter a stop price"
 OUTSIDE_RTH_TYPES = {"LMT", "STP LMT", "LIT", "TRAIL LIMIT"}    # the rest wait for RTH (warning 2109)
 COMBO_TYPES = {"MKT", "LMT", "REL"}
 
@@ -36,6 +39,7 @@ TEXT_110 = "The price does not conform to the minimum price variation for this c
 TEXT_111 = "The TIF (Tif type) and the order type are incompatible."
 TEXT_113 = "The Tif option should be set to DAY for MOC and LOC orders."
 TEXT_202 = "Order Canceled - reason:"
+TEXT_321_STOP = "Error validating request.-'bN' : cause - Please enter a stop price"
 TEXT_387 = "Unsupported order type for this exchange and security type."
 TEXT_434 = "The order size cannot be zero."
 TEXT_2109 = ("Order Event Warning: Attribute \"Outside Regular Trading Hours\" is ignored based on the order "
@@ -97,8 +101,10 @@ def validate(o: SimOrder, inst: Instrument | None) -> Reject | None:
         return Reject(111, TEXT_111)
     if kind in NEEDS_LIMIT and o.lmtPrice is None:
         return Reject(107, TEXT_107)                  # e.g. a LMT order without its limit price
+    if kind in STOP_TYPES and o.auxPrice is None:
+        return Reject(321, TEXT_321_STOP)             # TWS's own words for a stop without its stop price
     if kind in NEEDS_AUX and o.auxPrice is None:
-        return Reject(107, TEXT_107)
+        return Reject(107, TEXT_107)                  # MIT / LIT without the trigger price
     if kind in ("TRAIL", "TRAIL LIMIT") and o.auxPrice is None and o.trailingPercent is None:
         return Reject(201, rejected("A trailing order needs a trailing amount (auxPrice) or trailingPercent."))
     if kind == "TRAIL LIMIT" and o.lmtPriceOffset is None and o.lmtPrice is None:

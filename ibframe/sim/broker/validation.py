@@ -5,7 +5,9 @@ non-finite (NaN, infinity) quantities and prices, negative prices and trailing a
 order type uses them, impossible field combinations (a minimum quantity above the order size, an
 order that is its own parent, an unknown OCA type). Each refusal is a `Reject(code, text)` in
 TWS's words; the caller sends it with the order id. Contract fields a sec-def lookup cannot use
-and bad option-calculation inputs are refused by the market's `lookup.py` (321).
+and bad option-calculation inputs are refused by the market's `lookup.py` (321), as are contracts
+without conId that lack a valid secType, a currency or a derivative's expiry; a STP without its
+stop price is `order_rules` (321 "Please enter a stop price").
 
 Codes: 201 "Order rejected - reason:..." for a bad order field (TWS's generic order reject). Zero
 sizes stay 434 and the price-grid / precaution checks stay in

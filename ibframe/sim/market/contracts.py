@@ -27,7 +27,7 @@ from ..protocol.handlers import handles
 from ..protocol.session import Session
 from ..protocol.wire import FieldReader
 from . import hours
-from .lookup import NO_SECURITY_DEFINITION, contract_problem, read_contract
+from .lookup import NO_SECURITY_DEFINITION, contract_problem, details_problem, read_contract
 from .universe import MARKET_RULES, ContractQuery, Instrument, Universe
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -258,7 +258,7 @@ def req_contract_data(session: Session, r: FieldReader) -> None:
     sec_id = r.str("secId")
     if session.version >= sv.MIN_SERVER_VER_BOND_ISSUERID:
         r.str("issuerId")
-    bad = contract_problem(q)
+    bad = details_problem(q) or contract_problem(q)
     if bad is not None:
         session.error(req_id, bad.code, bad.text)
         return

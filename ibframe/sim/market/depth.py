@@ -112,7 +112,7 @@ def req_mkt_depth(session: Session, r: FieldReader) -> None:
         session.error(req_id, 322, "Duplicate ticker id")
         return
     query.exchange = EXCHANGE_ALIASES.get(query.exchange.upper(), query.exchange)
-    inst = resolve(session, req_id, query)
+    inst = resolve(session, req_id, query, "bR")
     if inst is None:
         return
     market = session.gateway.market.get(inst.con_id)

@@ -214,7 +214,7 @@ def serve_bars(session: Session, req: BarRequest) -> None:
     req_id = req.req_id
     if _duplicate(session, req_id):
         return
-    inst = resolve(session, req_id, req.query)
+    inst = resolve(session, req_id, req.query, "bK")
     if inst is None:
         return
     bar = parse_bar_size(req.bar_text)
@@ -499,7 +499,7 @@ def req_head_timestamp(session: Session, r: FieldReader) -> None:
     use_rth = r.int("useRTH") != 0
     what = r.str("whatToShow").strip().upper()
     format_date = r.int("formatDate")
-    inst = resolve(session, req_id, q)
+    inst = resolve(session, req_id, q, "bK")
     if inst is None:
         return
     if what not in BAR_WHATS or what == "SCHEDULE":

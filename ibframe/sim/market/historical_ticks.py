@@ -43,7 +43,7 @@ def req_historical_ticks(session: Session, r: FieldReader) -> None:
     use_rth = r.int("useRth") != 0
     r.bool("ignoreSize")                # our quotes only tick on price changes, so it changes nothing
     r.str("miscOptions")
-    inst = resolve(session, req_id, q)
+    inst = resolve(session, req_id, q, "bX")
     if inst is None:
         return
     if what not in TICK_WHATS:

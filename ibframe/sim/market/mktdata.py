@@ -26,7 +26,7 @@ from ..protocol.handlers import handles
 from ..protocol.session import Session
 from ..protocol.wire import FieldReader
 from . import option_market as om
-from .lookup import NO_SECURITY_DEFINITION, calc_problem, describe_query, read_contract, resolve
+from .lookup import NO_SECURITY_DEFINITION, calc_problem, describe_query, read_contract, request_problem, resolve
 from .market import StepEvents
 from .tick_sources import ComboLeg, ComboSource, OptionSource, RootSource, generic_items, parse_generic_ticks
 from .universe import Instrument
@@ -266,12 +266,16 @@ def req_mkt_data(session: Session, r: FieldReader) -> None:
         session.error(req_id, 101, MAX_TICKERS)
         return
     if q.sec_type == "BAG":
+        bad = request_problem(q, "bO")              # a combo is named without conId: it needs its exchange
+        if bad is not None:
+            session.error(req_id, bad.code, bad.text)
+            return
         source = _combo_source(session, req_id, q, legs)
         if source is None:
             return
         inst = source.inst
     else:
-        inst = resolve(session, req_id, q)
+        inst = resolve(session, req_id, q, "bO")
         if inst is None:
             return
         source = _source_for(session.gateway, inst)

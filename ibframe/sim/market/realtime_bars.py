@@ -75,7 +75,7 @@ def req_real_time_bars(session: Session, r: FieldReader) -> None:
         r.str("realTimeBarsOptions")
     if _duplicate(session, req_id):
         return
-    inst = resolve(session, req_id, q)
+    inst = resolve(session, req_id, q, "bY")
     if inst is None:
         return
     if bar_size != 5:

@@ -200,7 +200,7 @@ def req_tick_by_tick_data(session: Session, r: FieldReader) -> None:
                                    f"'{tick_type_name}'; use Last, AllLast, BidAsk or MidPoint")
         return
     query.exchange = EXCHANGE_ALIASES.get(query.exchange.upper(), query.exchange)
-    inst = resolve(session, req_id, query)
+    inst = resolve(session, req_id, query, "cd")
     if inst is None:
         return
     gateway = session.gateway
