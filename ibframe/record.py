@@ -60,7 +60,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from google.protobuf.message import DecodeError
 from ibapi.common import PROTOBUF_MSG_ID
+from ibapi.protobuf.PlaceOrderRequest_pb2 import PlaceOrderRequest as PlaceOrderRequestProto
 from ibapi.message import IN, OUT
 from ibapi.server_versions import MIN_SERVER_VER_PROTOBUF
 
@@ -336,16 +338,37 @@ class Event:
 
     @property
     def msg_id(self) -> int | None:
+        """The message's id (a protobuf frame's real id: its wire id minus 200)."""
         if self.fields:
             return int(self.fields[0])
         if self.raw is not None and len(self.raw) >= 4:
-            return int.from_bytes(self.raw[:4], "big")
+            wire_id = int.from_bytes(self.raw[:4], "big")
+            return wire_id - PROTOBUF_MSG_ID if wire_id > PROTOBUF_MSG_ID else wire_id
         return None
+
+    @property
+    def is_protobuf(self) -> bool:
+        return self.fields is None and self.raw is not None and len(self.raw) >= 4 \
+            and int.from_bytes(self.raw[:4], "big") > PROTOBUF_MSG_ID
 
     @property
     def is_order(self) -> bool:
         return self.type == "out" and self.msg_id in ORDER_MESSAGES
 
+
+
+def placed_order_id(event: Event) -> int | None:
+    """The order id of a recorded placeOrder (text fields, or a protobuf PlaceOrderRequest from 203); None else."""
+    if event.msg_id != OUT.PLACE_ORDER:
+        return None
+    if event.fields:
+        text = event.fields[1] if len(event.fields) > 1 else ""
+        return int(text) if text.lstrip("-").isdigit() else None
+    try:
+        request = PlaceOrderRequestProto.FromString(event.raw[4:])
+    except DecodeError:
+        return None
+    return request.orderId if request.HasField("orderId") else None
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -477,14 +500,14 @@ class Recording:
 
     @property
     def order_ids(self) -> set[int]:
-        return {int(e.fields[1]) for e in self.orders
-                if e.fields and e.msg_id == OUT.PLACE_ORDER and len(e.fields) > 1 and e.fields[1].lstrip("-").isdigit()}
+        return {i for i in map(placed_order_id, self.orders) if i is not None}
 
     @property
     def first_order_id(self) -> int | None:
         for e in self.orders:
-            if e.fields and e.msg_id == OUT.PLACE_ORDER and len(e.fields) > 1 and e.fields[1].isdigit():
-                return int(e.fields[1])
+            order_id = placed_order_id(e)
+            if order_id is not None and order_id >= 0:
+                return order_id
         return None
 
     def events(self) -> Iterator[Event]:

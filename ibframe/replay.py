@@ -67,7 +67,9 @@ from typing import Callable
 from zoneinfo import ZoneInfo
 
 from ibapi.client import EClient
+from google.protobuf.message import DecodeError
 from ibapi.common import PROTOBUF_MSG_ID
+from ibapi.protobuf.ErrorMessage_pb2 import ErrorMessage as ErrorMessageProto
 from ibapi.decoder import Decoder
 from ibapi.message import IN, OUT
 from ibapi.server_versions import (MAX_CLIENT_VER, MIN_CLIENT_VER, MIN_SERVER_VER_ADVANCED_ORDER_REJECT,
@@ -115,9 +117,11 @@ class Sent:
 
     @property
     def msg_id(self) -> int:
+        """The message's id (a protobuf request's real id: its wire id minus 200)."""
         if self.fields:
             return int(self.fields[0])
-        return int.from_bytes(self.payload[:4], "big")
+        wire_id = int.from_bytes(self.payload[:4], "big")
+        return wire_id - PROTOBUF_MSG_ID if wire_id > PROTOBUF_MSG_ID else wire_id
 
     @property
     def is_order(self) -> bool:
@@ -508,12 +512,15 @@ class PaperFills:
     # --- which recorded frames a simulated broker replaces -----------------------------------------------
     def drops(self, ev: Event) -> bool:
         msg_id = ev.msg_id or 0
-        if msg_id > PROTOBUF_MSG_ID:
-            msg_id -= PROTOBUF_MSG_ID
         if msg_id in ORDER_ANSWERS:
             return True
         if msg_id in (IN.POSITION_DATA, IN.PORTFOLIO_VALUE):
             return self.first_order_line is not None and ev.line > self.first_order_line
+        if msg_id == IN.ERR_MSG and ev.is_protobuf:
+            try:
+                return ErrorMessageProto.FromString(ev.raw[4:]).id in self.recorded_order_ids
+            except DecodeError:
+                return False
         if msg_id == IN.ERR_MSG and ev.fields:
             at = 1 if self.version >= MIN_SERVER_VER_ERROR_TIME else 2
             try:

@@ -105,7 +105,7 @@ class Runner:
         from .sim.market.universe import UniverseError
         try:
             self.sim = SimGateway(SimConfig(port=0, seed=self.cfg.sim.seed, speed=self.cfg.sim.speed,
-                                            universe=self.cfg.sim.universe,
+                                            universe=self.cfg.sim.universe, any_symbol=True,   # any strategy's symbols
                                             start_time=start_time(self.cfg.sim.start))).start()
         except UniverseError as exc:
             raise RunError(str(exc)) from None

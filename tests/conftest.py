@@ -24,7 +24,7 @@ from ibframe.sim.market.hours import start_time
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FIXTURE_FRAMES = SHARED / "fixtures" / "real-tws-v176" / "frames.jsonl"
 
-VERSIONS = (176, 178, 200)     # negotiated versions the simulator claims to serve
+VERSIONS = (176, 178, 200, 213, 226)     # negotiated versions the simulator serves (protobuf from 201)
 
 # Every simulator in the suite starts at a pinned instant unless a test names its own: a test passes
 # at any hour, any day. Wednesday 2026-11-18 11:30 New York is inside a regular session.

@@ -32,7 +32,8 @@ class CapturingClient(RecordingClient):
 
 def ibapi_frames(gw, calls) -> list[bytes]:
     """The frames ibapi writes for `calls` (each `fn(client)`), captured from a real session with `gw`
-    (best a paused gateway: nothing streams back while they are captured)."""
+    (best a paused gateway: nothing streams back while they are captured). Capped at 200 (`max_server_version`),
+    the gateway makes ibapi write the text frames `raw_client` speaks."""
     c = CapturingClient().start(gw.port)
     start = len(c.sent)
     for call in calls:

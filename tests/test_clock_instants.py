@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from ibapi.order_cancel import OrderCancel
 from ibapi.contract import Contract
 from ibapi.order import Order
 from ibapi.ticktype import TickTypeEnum as T
@@ -125,7 +126,7 @@ def test_market_orders_wait_outside_regular_hours_and_outside_rth_limits_outside
         fills = [a for a in c.all("execDetails") if a[2].orderId == order_id]
         if not works:
             assert "Filled" not in statuses and not fills, (instant.name, order_id, statuses)
-            c.cancelOrder(order_id, "")
+            c.cancelOrder(order_id, OrderCancel())
         else:
             assert len(fills) >= 1
     c.cancelMktData(3001)

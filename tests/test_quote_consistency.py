@@ -75,13 +75,21 @@ class TickCalls(EWrapper):
 
 
 def ibapi_frames(frames: list[bytes], version: int, req_id: int) -> list[list[tuple]]:
-    """Each frame through ibapi's Decoder as EClient.run does it: the tick callbacks of each frame for req_id."""
+    """Each frame through ibapi's Decoder as EClient.run does it (text, raw-id text from 201, protobuf above
+    id 200): the tick callbacks of each frame for req_id."""
     out = []
     for payload in frames:
         w = TickCalls()
         decoder = Decoder(w, version)
-        msg_id = int(payload[:payload.index(b"\0")])
-        decoder.interpret(comm.read_fields(payload[payload.index(b"\0") + 1:]), msg_id)
+        if version >= 201:
+            msg_id, body = int.from_bytes(payload[:4], "big"), payload[4:]
+            if msg_id > 200:
+                decoder.processProtoBuf(body, msg_id - 200)
+            else:
+                decoder.interpret(comm.read_fields(body), msg_id)
+        else:
+            msg_id = int(payload[:payload.index(b"\0")])
+            decoder.interpret(comm.read_fields(payload[payload.index(b"\0") + 1:]), msg_id)
         calls = [c for c in w.calls if c[1] == req_id]
         if calls:
             out.append(calls)

@@ -238,12 +238,12 @@ def test_a_farm_outage_marks_quotes_stale_until_it_is_back(runner_on):
     gw, runner = runner_on()
     s = runner.strategies[0]
     wait_flowing(runner, "the start")
-    from ibframe.sim.protocol.wire import encode_message
+    from ibframe.sim.protocol.codec import SessionCodec
     assert runner.engine.conn.serverVersion() >= 194          # ERR_MSG with a time stamp, no version field
 
     def farm_notice(code: int, text: str) -> None:             # TWS's notice, over the socket
-        assert gw.faults.send_raw(runner.cfg.gateway.client_id, encode_message(
-            [str(f) for f in (4, -1, code, text, "", int(time.time() * 1000))]))
+        assert gw.faults.send_raw(runner.cfg.gateway.client_id, SessionCodec(runner.engine.conn.serverVersion())
+                                  .encode((4, -1, code, text, "", int(time.time() * 1000))))
     farm_notice(2103, "Market data farm connection is broken:usfarm")
     wait_until(lambda: s.quote_obj.stale and s.book.stale, what="stale quotes and books")
     assert runner.supervisor.state == "connected"              # a farm is not the connection: orders still go
@@ -308,8 +308,12 @@ def test_a_recorded_session_with_a_drop_replays_the_same_requests_and_decisions(
     again = result.strategy()
     assert [(d.what, d.quote_no, d.bid, d.ask, d.price) for d in again.decisions] == \
         [(d.what, d.quote_no, d.bid, d.ask, d.price) for d in s.decisions]
-    market_data = [m for m in result.sent if m.msg_id == OUT.REQ_MKT_DATA]
-    assert len(market_data) == 2 and market_data[0].fields[2] != market_data[1].fields[2]   # resubscribed, fresh id
+    from ibframe.sim.protocol.proto_requests import to_text_request
+
+    def fields(m):                                   # a protobuf request as the text fields it stands for
+        return m.fields if m.fields is not None else to_text_request(m.msg_id, m.payload[4:])
+    market_data = [fields(m) for m in result.sent if m.msg_id == OUT.REQ_MKT_DATA]
+    assert len(market_data) == 2 and market_data[0][2] != market_data[1][2]     # resubscribed, fresh id
     assert any(m.msg_id == OUT.REQ_EXECUTIONS for m in result.sent)                         # and reconciled
 
 

@@ -46,7 +46,10 @@ class WireLog:
         self.out.append((msg_id, text))
 
     def outbound_proto(self, msg_id: int, data: bytes) -> None:
-        self.out.append((msg_id, repr(data)))
+        """A protobuf request (id + 200) kept as the text it stands for, so tests read one form."""
+        from ibframe.sim.protocol.proto_requests import to_text_request
+        fields = to_text_request(msg_id - 200, data)
+        self.out.append((msg_id - 200, "\0".join(fields[1:]) + "\0"))
 
 
 @dataclass

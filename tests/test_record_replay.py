@@ -87,7 +87,7 @@ def test_replaying_twice_gives_the_same_orders_byte_for_byte_and_the_same_state(
     assert runs[0].divergences == [] and runs[0].problems == [] and runs[0].damage is None
 
 
-@pytest.mark.parametrize("version", [176, 200])
+@pytest.mark.parametrize("version", [176, 200, 226])
 def test_replay_makes_the_live_sessions_decisions_and_sends_its_orders(record_session, version):
     session = record_session(max_server_version=version)
     live = session.live

@@ -18,7 +18,7 @@ from ibframe.risk.layer import RiskLayer
 from ibframe.risk.base import RiskRejected
 from ibframe.resilience.supervisor import ConnectionSupervisor
 from ibframe.risk.config import RiskConfig
-from ibframe.sim.protocol.wire import encode_message
+from ibframe.sim.protocol.codec import SessionCodec
 from conftest import wait_until
 
 
@@ -104,9 +104,9 @@ def test_the_settings_are_validated_with_file_and_line(tmp_path):
 
 
 def farm(gw, engine, code: int, text: str) -> None:
-    """TWS's farm notice over the socket (ERR_MSG with a time stamp)."""
-    assert gw.faults.send_raw(engine.client_id, encode_message(
-        [str(f) for f in (4, -1, code, text, "", int(time.time() * 1000))]))
+    """TWS's farm notice over the socket (ERR_MSG with a time stamp), in the form of the negotiated version."""
+    assert gw.faults.send_raw(engine.client_id, SessionCodec(engine.conn.serverVersion()).encode(
+        (4, -1, code, text, "", int(time.time() * 1000))))
 
 
 def test_a_farm_outage_refuses_new_exposure_but_lets_a_position_be_reduced(watcher):

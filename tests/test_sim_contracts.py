@@ -263,7 +263,11 @@ def test_matching_symbols(client: RecordingClient):
 
     client.reqMatchingSymbols(61, "MSFT")
     (_, found), = client.wait("symbolSamples", lambda a: a[0] == 61)
-    assert found[0].contract.symbol == "MSFT" and found[0].derivativeSecTypes == []
+    assert found[0].contract.symbol == "MSFT" and found[0].derivativeSecTypes == ["OPT"]   # MSFT lists options
+
+    client.reqMatchingSymbols(65, "IBM")
+    (_, ibm), = client.wait("symbolSamples", lambda a: a[0] == 65)
+    assert ibm[0].contract.symbol == "IBM" and ibm[0].derivativeSecTypes == []              # IBM lists none
 
     client.reqMatchingSymbols(62, "microsoft")            # by name, too
     (_, by_name), = client.wait("symbolSamples", lambda a: a[0] == 62)
@@ -322,7 +326,7 @@ def test_sec_def_opt_params(gateway, client: RecordingClient):
 def test_sec_def_opt_params_unknown_underlying_ends_empty(client: RecordingClient):
     """TWS raises no error for an underlying without options; the chain simply comes back empty."""
     client.reqSecDefOptParams(72, "AAPL", "", "STK", 999)         # wrong conId
-    client.reqSecDefOptParams(73, "MSFT", "", "STK", 272093)      # no options listed
+    client.reqSecDefOptParams(73, "IBM", "", "STK", 8314)         # no options listed
     client.reqSecDefOptParams(74, "IBM", "", "STK", 265598)       # symbol and conId disagree
     for req_id in (72, 73, 74):
         client.wait("securityDefinitionOptionParameterEnd", lambda a, r=req_id: a[0] == r)

@@ -47,7 +47,8 @@ def test_a_client_that_never_reads_is_disconnected_past_the_send_queue_limit(mak
     limit = 96 * 1024
     gw = make_gateway(seed=3, step_seconds=0.02, max_send_queue_bytes=limit, pace_messages=False,
                       socket_send_buffer=32 * 1024)    # the kernel holds little: the queue is the sim's own
-    quiet = make_gateway(seed=3, speed=1e-6, pace_messages=False)    # a paused twin to capture requests from
+    # a paused twin to capture requests from, at the text version raw_client speaks
+    quiet = make_gateway(seed=3, speed=1e-6, pace_messages=False, max_server_version=200)
     requests = ibapi_frames(quiet, [option_lines(quiet, 40)])       # a busy feed once replayed
     good = connect(gw, 5)
     good.reqMktData(1, stock("AAPL"), "", False, False, [])

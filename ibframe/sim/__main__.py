@@ -14,6 +14,18 @@ from .persistence import StateError
 from .server import MAX_REQUEST_BYTES, MAX_SEND_QUEUE_BYTES, SIM_MAX_VERSION, SIM_MIN_VERSION, SimConfig, SimGateway
 
 
+
+def parse_text_answers(text: str) -> frozenset[int]:
+    """--text-answers: 'all' or comma-separated message ids."""
+    from .protocol.proto_answers import PROTO_SINCE
+    if text.strip().lower() == "all":
+        return frozenset(PROTO_SINCE)
+    try:
+        return frozenset(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 'all' or comma-separated message ids such as 1,2") from None
+
+
 def parse_start(text: str) -> float | None:
     """--start: 'now', 'open', 'YYYY-MM-DD HH:MM' (New York time) or epoch seconds."""
     try:
@@ -34,7 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step", type=float, default=0.25, help="market step in simulated seconds")
     p.add_argument("--max-version", type=int, default=SIM_MAX_VERSION,
                    help=f"highest server version to negotiate ({SIM_MIN_VERSION}..{SIM_MAX_VERSION}); "
-                        f"lower it to act like an older TWS build")
+                        f"lower it to act like an older TWS build (200: every message as classic text)")
+    p.add_argument("--text-answers", metavar="IDS", type=parse_text_answers, default=frozenset(),
+                   help="answer these message kinds as text even where the version allows protobuf: 'all' or "
+                        "comma-separated IN message ids (e.g. 1,2 for TICK_PRICE, TICK_SIZE)")
     p.add_argument("--no-pacing", action="store_true", help="switch off every pacing rule")
     p.add_argument("--state", metavar="FILE",
                    help="keep orders, executions, positions, cash and order ids in FILE across restarts "
@@ -47,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="disconnect a client that leaves more than BYTES unread (default %(default)s)")
     p.add_argument("--max-request", type=int, default=MAX_REQUEST_BYTES, metavar="BYTES",
                    help="close a connection that declares a request longer than BYTES (default %(default)s)")
+    p.add_argument("--any-symbol", action=argparse.BooleanOptionalAction, default=True,
+                   help="give an unknown US stock or ETF symbol a deterministic simulated instrument (conId, "
+                        "exchange, price, volatility, option chain on request) instead of error 200 "
+                        "(default: on; --no-any-symbol answers unknown symbols as a real TWS does)")
     p.add_argument("--log-level", default="INFO")
     return p
 
@@ -68,8 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config = SimConfig(host=args.host, port=args.port, seed=args.seed, universe=args.universe,
                        start_time=args.start, speed=args.speed, step_seconds=args.step,
-                       max_server_version=args.max_version, state_file=args.state, faults_file=args.faults,
-                       max_send_queue_bytes=args.max_send_queue, max_request_bytes=args.max_request)
+                       max_server_version=args.max_version, text_answers=args.text_answers,
+                       state_file=args.state, faults_file=args.faults,
+                       max_send_queue_bytes=args.max_send_queue, max_request_bytes=args.max_request,
+                       any_symbol=args.any_symbol)
     if args.no_pacing:
         config.pace_messages = config.pace_historical = config.pace_tick_by_tick = False
     try:

@@ -1,8 +1,9 @@
 """State that survives a restart of the simulator: the `--state FILE` of `python -m ibframe.sim`.
 
 Owns: the state file's format (JSON: the broker's orders, executions and order ids, and the
-ledger's cash and positions, as their own `to_state()` give them), reading it at startup (a
-damaged file is a `StateError` that names the file and says what to do), and writing it
+ledger's cash and positions, as their own `to_state()` give them, and the symbols --any-symbol
+generated), reading it at startup (a damaged file is a `StateError` that names the file and says
+what to do), and writing it
 atomically (a temporary file beside it, then a rename) whenever something that matters changed:
 a new, modified, cancelled or filled order, an order id handed out, and at shutdown.
 
@@ -40,11 +41,22 @@ def capture(gateway: "SimGateway") -> dict:
     """Everything a restart must keep, as JSON-able data."""
     return {"format": FORMAT, "version": VERSION, "saved_at": gateway.now(), "seed": gateway.config.seed,
             "next_order_id": gateway.next_order_id,
-            "ledger": gateway.ledger.to_state(), "broker": gateway.broker.to_state()}
+            "ledger": gateway.ledger.to_state(), "broker": gateway.broker.to_state(),
+            "generated": _generated(gateway)}
+
+
+def _generated(gateway: "SimGateway") -> dict:
+    """The symbols --any-symbol generated (and their chains): restored first, so positions and orders on
+    them re-resolve by conId. A generated conId is a function of the symbol, so it comes back the same."""
+    generator = getattr(gateway.universe, "generator", None)
+    return generator.to_state() if generator is not None else {"symbols": [], "chains": []}
 
 
 def restore(gateway: "SimGateway", state: dict) -> None:
     """Put a captured state into the gateway's (fresh) ledger and broker."""
+    generator = getattr(gateway.universe, "generator", None)
+    if generator is not None and isinstance(state.get("generated"), dict):
+        generator.restore(gateway.universe, state["generated"])
     gateway.ledger.load_state(state.get("ledger") or {})
     gateway.broker.load_state(state.get("broker") or {})
     gateway.next_order_id = max(gateway.next_order_id, int(state.get("next_order_id") or 1))

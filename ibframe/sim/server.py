@@ -21,10 +21,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import os
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 from zoneinfo import ZoneInfo
@@ -36,20 +37,23 @@ from .accounts.account import Ledger
 from .broker.broker import Broker
 from .faults.control import Faults
 from .faults.scenarios import load_scenario
+from .market.any_symbol import AnySymbol
 from .market.market import Market, StepEvents
 from .market.universe import Universe, load_universe
 from .persistence import StateFile
 from .protocol import handlers
+from .protocol.codec import ProtoOnly
 from .protocol.pacing import MessageRate
 from .protocol.session import Session
 from .protocol.wire import (
-    API_PREFIX, MAX_FRAME, FieldReader, ProtocolError, parse_handshake, split_fields, split_frames,
+    API_PREFIX, MAX_FRAME, FieldReader, ProtocolError, parse_handshake, split_frames,
 )
 from .supervision import StepSupervisor
 
 log = logging.getLogger("ibframe.sim")
 
-SIM_MAX_VERSION = 200      # highest version at which every message is classic text
+SIM_MAX_VERSION = 226      # ibapi 10.50's highest; from 201 requests and answers may be protobuf (protocol/codec.py)
+SIM_TEXT_VERSION = 200     # the highest version at which every message is classic text
 SIM_MIN_VERSION = 157      # the oldest client range served (ib_async's minimum)
 MAX_SEND_QUEUE_BYTES = 4 * 1024 * 1024     # unread output per client before it is cut off
 MAX_REQUEST_BYTES = 1024 * 1024            # the protocol allows 16 MiB; no API request comes near 1 MiB
@@ -67,6 +71,18 @@ FARM_NOTICES = (
 )
 
 
+def default_max_version() -> int:
+    """SIM_MAX_VERSION, or the cap IBFRAME_SIM_MAX_VERSION sets for every simulator of this process (so the
+    whole test suite runs at 200 as well as at 226: `IBFRAME_SIM_MAX_VERSION=200 make test`)."""
+    text = os.environ.get("IBFRAME_SIM_MAX_VERSION", "").strip()
+    if not text:
+        return SIM_MAX_VERSION
+    if not text.isdigit() or not SIM_MIN_VERSION <= int(text) <= SIM_MAX_VERSION:
+        raise ValueError(f"IBFRAME_SIM_MAX_VERSION={text!r}: give a server version within "
+                         f"{SIM_MIN_VERSION}..{SIM_MAX_VERSION}, or unset it")
+    return int(text)
+
+
 @dataclass(slots=True)
 class SimConfig:
     """Everything `python -m ibframe.sim` can be told; defaults are a TWS paper gateway."""
@@ -77,7 +93,7 @@ class SimConfig:
     step_seconds: float = 0.25          # market granularity (IB samples stock quotes every 250 ms)
     speed: float = 1.0                  # simulated seconds per wall second
     start_time: float | None = None     # epoch seconds of the first step; None = now
-    max_server_version: int = SIM_MAX_VERSION
+    max_server_version: int = field(default_factory=lambda: default_max_version())
     market_data_lines: int = 100        # error 101 beyond this many reqMktData lines per client
     depth_limit: int = 3                # error 309 beyond this many depth subscriptions per client
     tick_by_tick_limit: int = 3         # error 10190 beyond this many tick-by-tick subscriptions
@@ -90,6 +106,12 @@ class SimConfig:
     max_send_queue_bytes: int = MAX_SEND_QUEUE_BYTES    # a client that lets more pile up unread is disconnected
     max_request_bytes: int = MAX_REQUEST_BYTES          # a request declared longer closes the connection at once
     socket_send_buffer: int | None = None   # SO_SNDBUF of each client socket (None: the OS default)
+    # --any-symbol: an unknown US stock/ETF symbol gets a deterministic generated instrument instead of
+    # error 200 (market/any_symbol.py). Off here, so a bare SimConfig answers like a real paper TWS and
+    # tests of error 200 keep their meaning; `python -m ibframe.sim` (make sim) and the runner's embedded
+    # gateway switch it on, so any strategy's symbols trade.
+    any_symbol: bool = False
+    text_answers: frozenset[int] = frozenset()  # IN msg ids always sent as text, even where the version allows protobuf
 
 
 @dataclass(slots=True)
@@ -116,8 +138,11 @@ class SimGateway:
         self.universe = universe or load_universe(self.config.universe,
                                                   today=dt.datetime.fromtimestamp(start, EASTERN).date())
         self.accounts = [a.id for a in self.universe.accounts]
+        # generated symbols: made on request only with --any-symbol, but always restorable from --state
+        self.universe.generator = AnySymbol(self.config.seed, dt.datetime.fromtimestamp(start, EASTERN).date(),
+                                            on_request=self.config.any_symbol)
         self.market = Market(self.universe.roots(), self.config.seed, start, self.config.step_seconds,
-                             session_stats=self._session_stats)
+                             session_stats=self._session_stats, find=self.universe.get)
         self.sessions: dict[int, Session] = {}
         self.open_sessions: set[Session] = set()    # every handshaken connection, with or without a clientId
         self.supervisor = StepSupervisor()           # market-step failures: logged once per cause, survived
@@ -152,6 +177,7 @@ class SimGateway:
     # --- market fan-out ---------------------------------------------------------------------------
     def on_step(self, con_id: int, listener: Callable[[StepEvents], None]) -> Callable[[], None]:
         """Call `listener` after every market step in which a root instrument trades; returns the unsubscribe."""
+        self.market.get(con_id)              # the market builds an instrument's market lazily: now it steps
         self.step_listeners.setdefault(con_id, []).append(listener)
 
         def remove() -> None:
@@ -396,15 +422,19 @@ class SimGateway:
     def _dispatch(self, session: Session, payload: bytes) -> bool:
         """Handle one request; False when the connection must close."""
         try:
-            fields = split_fields(payload)
+            fields = session.codec.request_fields(payload)
             if not fields or not fields[0].lstrip("-").isdigit():
                 raise ProtocolError(f"message id {fields[0][:20] if fields else ''!r} is not a number")
             msg_id = int(fields[0])
+        except ProtoOnly as exc:
+            session.error(-1, 320, f"Server error when reading an API client request. {exc}")
+            log.warning("%s: %s", session, exc)
+            return True
         except ProtocolError as exc:
             session.error(-1, 320, f"Server error when reading an API client request. {exc}")
             log.warning("%s sent a garbled message: %s", session, exc)
             return True
-        except Exception as exc:             # never expected: split_fields raises ProtocolError only
+        except Exception as exc:             # never expected: the codec raises ProtocolError only
             log.warning("%s sent an unreadable message (%s: %s)", session, type(exc).__name__, exc)
             return True
         if session.client_id is None:

@@ -53,8 +53,8 @@ HISTORICAL_PACING = "Historical Market Data Service error message:Historical dat
 
 # Subscription families that are market data (dropped by "restored - data lost").
 DATA_KINDS = ("mktdata", "depth", "tickbytick", "realtimebars", "historical")
-# Messages that are market data (silenced while connectivity is lost), as their encoded msg id.
-DATA_MESSAGES = frozenset(str(m).encode() for m in (
+# Messages that are market data (silenced while connectivity is lost).
+DATA_MESSAGES = frozenset(int(m) for m in (
     IN.TICK_PRICE, IN.TICK_SIZE, IN.TICK_OPTION_COMPUTATION, IN.TICK_GENERIC, IN.TICK_STRING, IN.TICK_EFP,
     IN.MARKET_DEPTH, IN.MARKET_DEPTH_L2, IN.REAL_TIME_BARS, IN.TICK_BY_TICK, IN.HISTORICAL_DATA_UPDATE))
 HISTORICAL_REQUESTS = frozenset({OUT.REQ_HISTORICAL_DATA, OUT.REQ_HISTORICAL_TICKS})
@@ -81,11 +81,6 @@ def _kind(v: Any) -> str:
 
 # --- the write path ---------------------------------------------------------------------------------
 
-def _msg_id(data: bytes) -> bytes:
-    end = data.find(b"\0", 4)
-    return data[4:end] if end > 0 else b""
-
-
 class FaultWriter:
     """Stands in for a session's StreamWriter: silences market data during an outage and delays
     messages in order. Everything else is the real writer's."""
@@ -101,7 +96,7 @@ class FaultWriter:
     def write(self, data: bytes) -> None:
         if self._eof or self.inner.is_closing():
             return
-        if self.faults.data_down and _msg_id(data) in DATA_MESSAGES:
+        if self.faults.data_down and self.session.codec.kind_of(data) in DATA_MESSAGES:
             return
         delay = self.faults.delay_for(self.session)
         if delay <= 0 and not self.queue:

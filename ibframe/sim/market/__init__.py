@@ -1,7 +1,8 @@
 """The simulated market: instruments, sessions, price paths, books, history, options — and the
 market-data requests that read them.
 
-Owns: the universe of instruments and its sec-def queries (`universe`, `lookup`, `contracts`),
+Owns: the universe of instruments and its sec-def queries (`universe`, `lookup`, `contracts`), the
+instruments --any-symbol generates for unknown US stock symbols (`any_symbol`),
 trading hours and session clocks (`hours`, `trading_time`, `ordertime`), the seeded live market
 and its books (`market`), the synthetic past (`price_path`, `history`, `bars`), option pricing and
 quoting (`blackscholes`, `options`, `option_market`), price shocks (`shocks`), and the market-data

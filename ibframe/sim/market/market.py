@@ -19,7 +19,9 @@ touches sockets, client sessions or wall-clock time: the caller passes step time
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -238,27 +240,63 @@ class InstrumentMarket:
 
 
 class Market:
-    """Every root instrument's market, stepped together on one clock."""
+    """Every root instrument's market, stepped together on one clock.
+
+    Lazily: an instrument's market is built the first time something asks for it (`get`) and
+    caught up at once by replaying every step since the start (same generator, same step times,
+    same trading gate), so it is exactly the market it would be had it been stepped all along;
+    from then on it is stepped with the others. A universe of a hundred roots thus costs only for
+    the instruments in use, at startup and in every step. `find` resolves a conId the market was
+    not built with (an instrument the universe gained later, e.g. by --any-symbol). A lock makes
+    `get` safe from another thread (tests read markets directly) while the loop steps.
+    """
 
     def __init__(self, roots: list[Instrument], seed: int, start_time: float, step_seconds: float,
-                 session_stats=None):
+                 session_stats=None, find: Callable[[int], Instrument | None] | None = None):
         self.seed = seed
         self.step_seconds = step_seconds
         self.start_time = start_time
         self.steps = 0
         self.time = start_time
         self.gate = TradingGate()
-        stats = session_stats or (lambda inst: None)
-        self.by_con_id = {inst.con_id: InstrumentMarket(inst, seed, start_time, session_stats=stats(inst),
-                                                        last_time=self.gate.last_trade_time(inst.hours_kind,
-                                                                                            start_time))
-                          for inst in roots}
+        self._stats = session_stats or (lambda inst: None)
+        self._roots = {inst.con_id: inst for inst in roots}
+        self._find = find
+        self._lock = threading.Lock()
+        self.by_con_id: dict[int, InstrumentMarket] = {}     # the markets built so far
 
     def get(self, con_id: int) -> InstrumentMarket | None:
-        return self.by_con_id.get(con_id)
+        m = self.by_con_id.get(con_id)
+        if m is not None:
+            return m
+        inst = self._roots.get(con_id)
+        if inst is None and self._find is not None:
+            inst = self._find(con_id)
+            if inst is None or inst.is_derived:
+                return None
+        if inst is None:
+            return None
+        with self._lock:
+            m = self.by_con_id.get(con_id)
+            if m is None:
+                m = self._build(inst)
+                self.by_con_id[con_id] = m
+        return m
+
+    def _build(self, inst: Instrument) -> InstrumentMarket:
+        """The instrument's market as of now: built at the start, then every step replayed."""
+        m = InstrumentMarket(inst, self.seed, self.start_time, session_stats=self._stats(inst),
+                             last_time=self.gate.last_trade_time(inst.hours_kind, self.start_time))
+        trading = self.gate.trading
+        for k in range(1, self.steps + 1):
+            t = self.start_time + k * self.step_seconds
+            m.step(t, self.step_seconds, trading(inst.hours_kind, t))
+        return m
 
     def step(self) -> dict[int, StepEvents]:
-        self.steps += 1
-        self.time = t = self.start_time + self.steps * self.step_seconds
-        trading = self.gate.trading
-        return {cid: m.step(t, self.step_seconds, trading(m.inst.hours_kind, t)) for cid, m in self.by_con_id.items()}
+        with self._lock:
+            self.steps += 1
+            self.time = t = self.start_time + self.steps * self.step_seconds
+            trading = self.gate.trading
+            return {cid: m.step(t, self.step_seconds, trading(m.inst.hours_kind, t))
+                    for cid, m in self.by_con_id.items()}

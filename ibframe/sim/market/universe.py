@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 DEFAULT_UNIVERSE = Path(__file__).resolve().parents[3] / "config" / "universe.yaml"
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # safe either way; C is ~10x faster
 
 STOCK_ORDER_TYPES = (
     "ACTIVETIM,AD,ADJUST,ALERT,ALGO,ALLOC,AON,AVGCOST,BASKET,BENCHPX,CASHQTY,COND,CONDORDER,DARKONLY,DARKPOLL,"
@@ -49,9 +50,14 @@ OPTION_EXCHANGES = ("SMART", "AMEX", "CBOE", "PHLX", "PSE", "ISE", "BOX", "BATS"
 MARKET_RULES: dict[int, tuple[tuple[float, float], ...]] = {
     26: ((0.0, 0.01),),                     # US stocks and ETFs at or above $1
     32: ((0.0, 0.01), (3.0, 0.05)),         # US equity options: pennies below $3, nickels above
-    67: ((0.0, 0.25),),                     # CME E-mini S&P 500
-    239: ((0.0, 0.00005),),                 # IDEALPRO EUR.USD
+    67: ((0.0, 0.25),),                     # CME E-mini S&P 500 and E-mini Nasdaq-100
+    239: ((0.0, 0.00005),),                 # IDEALPRO EUR.USD and the other majors quoted to 5 decimals
     1126: ((0.0, 0.0001),),                 # US Treasury notes (price per 100)
+    # Ids below are the simulator's own (IB's real ids for these products are not reproduced).
+    2901: ((0.0, 0.01),),                   # NYMEX WTI crude oil (CL)
+    2902: ((0.0, 0.1),),                    # COMEX gold (GC)
+    2903: ((0.0, 0.015625),),               # CBOT 10-year T-note (ZN): half of 1/32
+    2904: ((0.0, 0.005),),                  # IDEALPRO yen pairs (USD.JPY)
 }
 
 
@@ -125,6 +131,15 @@ def stable_con_id(*parts) -> int:
     return 500_000_000 + zlib.crc32("|".join(str(p) for p in parts).encode()) % 400_000_000
 
 
+def stock_con_id(symbol: str, currency: str = "USD") -> int:
+    """The simulated conId of a US stock or ETF the universe lists without one, and of a symbol
+    --any-symbol generates: a function of the symbol alone (never of the seed), as a conId is."""
+    return stable_con_id("STK", symbol.upper(), currency)
+
+
+FUTURE_HOURS = ("cme_index_future",)     # Globex: CME, CBOT, NYMEX and COMEX trade the same week on Chicago time
+
+
 class UniverseError(ValueError):
     """The universe file is malformed; the text names the file, the entry and what to fix."""
 
@@ -156,46 +171,84 @@ class ContractQuery:
 
 
 class Universe:
-    """All instruments, indexed by conId and symbol; built from a YAML file relative to a start date."""
+    """All instruments, indexed by conId and symbol; built from a YAML file relative to a start date.
 
-    def __init__(self, instruments: list[Instrument], accounts: list[AccountSpec], source: str = "<memory>"):
+    Instruments may join after construction (`add`): with `--any-symbol` an unknown US stock or ETF
+    symbol gets a generated instrument (`any_symbol.AnySymbol`, attached by the gateway) the first
+    time a request names it. That happens on the gateway's loop only (request handlers, state
+    restore), like every other read of the universe while the gateway runs.
+    """
+
+    def __init__(self, instruments: list[Instrument], accounts: list[AccountSpec], source: str = "<memory>",
+                 today: dt.date | None = None):
         self.source = source
         self.accounts = accounts
+        self.today = today                          # option expiries / future months are relative to it
         self.by_con_id: dict[int, Instrument] = {}
+        self.instruments: list[Instrument] = []
+        self._by_symbol: dict[str, list[Instrument]] = {}
+        self._options: dict[int, list[Instrument]] = {}
+        self.generator = None                       # any_symbol.AnySymbol, when the gateway attaches one
+        self.add(instruments)
+
+    def add(self, instruments: list[Instrument]) -> None:
+        """Index new instruments (the YAML's, or generated ones); a conId used twice is a UniverseError."""
         for inst in instruments:
             if inst.con_id in self.by_con_id:
-                raise UniverseError(f"{source}: conId {inst.con_id} is used by both "
+                raise UniverseError(f"{self.source}: conId {inst.con_id} is used by both "
                                     f"{self.by_con_id[inst.con_id].describe()} and {inst.describe()}")
             self.by_con_id[inst.con_id] = inst
-        self.instruments = instruments
+            self.instruments.append(inst)
+            self._by_symbol.setdefault(inst.symbol.upper(), []).append(inst)
+            if inst.is_derived:
+                self._options.setdefault(inst.under_con_id, []).append(inst)
 
     # --- queries -----------------------------------------------------------------------------
     def get(self, con_id: int) -> Instrument | None:
         return self.by_con_id.get(con_id)
+
+    def listed(self, symbol: str) -> list[Instrument]:
+        """Every instrument with this symbol (any secType), case-insensitively."""
+        return list(self._by_symbol.get(symbol.upper(), ()))
 
     def roots(self) -> list[Instrument]:
         """Instruments with a price process of their own (everything but options)."""
         return [i for i in self.instruments if not i.is_derived]
 
     def options_of(self, under_con_id: int) -> list[Instrument]:
-        return [i for i in self.instruments if i.is_derived and i.under_con_id == under_con_id]
+        """The options on one underlying; a generated underlying's chain is generated on this first ask."""
+        if self.generator is not None:
+            self.generator.ensure_chain(self, under_con_id)
+        return list(self._options.get(under_con_id, ()))
 
     def match(self, q: ContractQuery) -> list[Instrument]:
-        """Every instrument the query describes, the way reqContractDetails resolves a partial contract."""
+        """Every instrument the query describes, the way reqContractDetails resolves a partial contract;
+        with an any-symbol generator attached, an unknown US stock/ETF symbol is generated first."""
+        found = self._match(q)
+        if not found and self.generator is not None and self.generator.supply(self, q):
+            found = self._match(q)
+        return found
+
+    def _match(self, q: ContractQuery) -> list[Instrument]:
         if q.con_id > 0:
             inst = self.by_con_id.get(q.con_id)
             if inst is None:
                 return []
             candidates = [inst]
+        elif q.symbol:                          # _matches compares symbols case-insensitively
+            candidates = self._by_symbol.get(q.symbol.upper(), [])
         else:
             candidates = self.instruments
         return [inst for inst in candidates if _matches(inst, q)]
 
     def search_symbols(self, pattern: str, limit: int = 16) -> list[Instrument]:
-        """reqMatchingSymbols: underlyings whose symbol starts with, then whose name contains, the pattern."""
+        """reqMatchingSymbols: underlyings whose symbol starts with, then whose name contains, the pattern
+        (with any-symbol on, a pattern that is itself a plausible unknown symbol is generated first)."""
         pat = pattern.strip().upper()
         if not pat:
             return []
+        if self.generator is not None:
+            self.generator.supply(self, ContractQuery(symbol=pat, sec_type="STK"))
         roots = [i for i in self.instruments if i.sec_type in ("STK", "CASH", "BOND", "IND")]
         starts = [i for i in roots if i.symbol.upper().startswith(pat)]
         contains = [i for i in roots if i not in starts and pat in i.long_name.upper()]
@@ -243,7 +296,7 @@ def load_universe(path: str | Path | None = None, today: dt.date | None = None) 
     path = Path(path) if path else DEFAULT_UNIVERSE
     today = today or dt.date.today()
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_YAML_LOADER)     # the C parser when PyYAML has it
     except FileNotFoundError:
         raise UniverseError(f"universe file {path} does not exist; pass --universe with a YAML file "
                             f"(see {DEFAULT_UNIVERSE} for the format)") from None
@@ -312,13 +365,15 @@ class _Builder:
         for i, a in enumerate(accounts):
             if a.margin not in ("RegT", "Cash"):
                 self.fail("accounts", i, f"margin must be RegT or Cash, got {a.margin!r}")
-        return Universe(instruments, accounts, self.source)
+        return Universe(instruments, accounts, self.source, today=self.today)
 
     def stock(self, i: int, e: dict) -> Instrument:
         symbol = self.need("stocks", i, e, "symbol", str)
         primary = str(e.get("primaryExchange", "NASDAQ"))
+        # no conId: the simulated id --any-symbol would give the symbol (IB's real id is not known here)
+        con_id = self.need("stocks", i, e, "conId", int) if "conId" in e else stock_con_id(symbol)
         return Instrument(
-            con_id=self.need("stocks", i, e, "conId", int), symbol=symbol, sec_type="STK",
+            con_id=con_id, symbol=symbol, sec_type="STK",
             currency=str(e.get("currency", "USD")), exchange="SMART", primary_exchange=primary,
             local_symbol=symbol, trading_class=primary if primary != "NASDAQ" else "NMS",
             min_tick=0.01, long_name=str(e.get("longName", symbol)), industry=str(e.get("industry", "")),
@@ -352,21 +407,46 @@ class _Builder:
                     ))
         return out
 
+    def market_rule(self, section: str, i: int, e: dict, default: int, min_tick: float) -> int:
+        """The entry's market rule (key `marketRule`, else `default`): it must exist and its increment
+        must be the entry's minTick, or books and rounding would disagree."""
+        rule = self.need(section, i, e, "marketRule", int) if "marketRule" in e else default
+        if rule not in MARKET_RULES:
+            self.fail(section, i, f"marketRule {rule} is unknown; known rules: {sorted(MARKET_RULES)}")
+        increment = MARKET_RULES[rule][0][1]
+        if abs(increment - min_tick) > 1e-12:
+            fits = [r for r, levels in MARKET_RULES.items() if abs(levels[0][1] - min_tick) <= 1e-12]
+            self.fail(section, i, f"minTick {min_tick:g} does not match market rule {rule} (increment "
+                                  f"{increment:g}); set marketRule to one of {fits or 'a rule added to MARKET_RULES'}")
+        return rule
+
     def futures(self, i: int, e: dict) -> list[Instrument]:
         symbol = self.need("futures", i, e, "symbol", str)
         codes = "FGHJKMNQUVXZ"
+        months_text = str(e.get("months", "HMUZ")).upper()     # listed contract months, as month codes
+        if not months_text or any(c not in codes for c in months_text):
+            self.fail("futures", i, f"months must be month codes from {codes} (e.g. HMUZ for quarterly), "
+                                    f"got {months_text!r}")
+        months = tuple(sorted({codes.index(c) + 1 for c in months_text}))
+        min_tick = float(e.get("minTick", 0.25))
+        rule = self.market_rule("futures", i, e, 67, min_tick)
+        hours_kind = str(e.get("hours", "cme_index_future"))
+        if hours_kind not in FUTURE_HOURS:
+            self.fail("futures", i, f"hours must be one of {list(FUTURE_HOURS)}, got {hours_kind!r}")
+        exchange = str(e.get("exchange", "CME"))
         out = []
-        for expiry in quarterly_expiries(self.today, int(e.get("contracts", 2))):
+        for expiry in quarterly_expiries(self.today, int(e.get("contracts", 2)), months):
             d = dt.date(int(expiry[:4]), int(expiry[4:6]), int(expiry[6:]))
             local = f"{symbol}{codes[d.month - 1]}{d.year % 10}"
             out.append(Instrument(
                 con_id=stable_con_id("FUT", symbol, expiry), symbol=symbol, sec_type="FUT",
-                currency=str(e.get("currency", "USD")), exchange=str(e.get("exchange", "CME")),
+                currency=str(e.get("currency", "USD")), exchange=exchange,
                 primary_exchange="", local_symbol=local, trading_class=symbol,
-                min_tick=float(e.get("minTick", 0.25)), multiplier=str(e.get("multiplier", 50)),
-                expiry=expiry, long_name=str(e.get("longName", symbol)), industry="Indices", category="Broad",
-                valid_exchanges=(str(e.get("exchange", "CME")), "QBALGO"), order_types=FUTURE_ORDER_TYPES,
-                market_rule_id=67, hours_kind="cme_index_future",
+                min_tick=min_tick, multiplier=str(e.get("multiplier", 50)),
+                expiry=expiry, long_name=str(e.get("longName", symbol)),
+                industry=str(e.get("industry", "Indices")), category=str(e.get("category", "Broad")),
+                valid_exchanges=(exchange, "QBALGO"), order_types=FUTURE_ORDER_TYPES,
+                market_rule_id=rule, hours_kind=hours_kind,
                 under_con_id=int(e.get("underlyingConId", 0)), under_symbol=symbol, under_sec_type="IND",
                 contract_month=expiry[:6], agg_group=2147483647,
                 price=self.need("futures", i, e, "price", float), vol=float(e.get("vol", 0.16)),
@@ -378,12 +458,13 @@ class _Builder:
         base, _, quote = pair.partition(".")
         if not quote:
             self.fail("forex", i, f"pair must look like EUR.USD, got {pair!r}")
+        min_tick = float(e.get("minTick", 0.00005))
         return Instrument(
             con_id=self.need("forex", i, e, "conId", int), symbol=base, sec_type="CASH", currency=quote,
             exchange="IDEALPRO", primary_exchange="", local_symbol=pair, trading_class=pair,
-            min_tick=float(e.get("minTick", 0.00005)), long_name=str(e.get("longName", pair)),
+            min_tick=min_tick, long_name=str(e.get("longName", pair)),
             category=str(e.get("category", "")), valid_exchanges=("IDEALPRO",), order_types=FOREX_ORDER_TYPES,
-            market_rule_id=239, hours_kind="fx", agg_group=4,
+            market_rule_id=self.market_rule("forex", i, e, 239, min_tick), hours_kind="fx", agg_group=4,
             price=self.need("forex", i, e, "price", float), vol=float(e.get("vol", 0.07)),
             size_increment=1.0, min_size=1.0,
         )
@@ -394,8 +475,10 @@ class _Builder:
         maturity = str(e.get("maturity", ""))
         ticker = str(e.get("ticker", "T"))
         desc = f"{ticker} {coupon:g} {maturity[4:6]}/{maturity[6:8]}/{maturity[2:4]}" if len(maturity) == 8 else cusip
+        # no conId: a simulated one from the CUSIP
+        con_id = self.need("bonds", i, e, "conId", int) if "conId" in e else stable_con_id("BOND", cusip)
         return Instrument(
-            con_id=self.need("bonds", i, e, "conId", int), symbol=cusip, sec_type="BOND",
+            con_id=con_id, symbol=cusip, sec_type="BOND",
             currency=str(e.get("currency", "USD")), exchange="SMART", primary_exchange="",
             local_symbol=cusip, trading_class="GOVT", min_tick=float(e.get("minTick", 0.0001)),
             long_name=str(e.get("longName", desc)), industry="Government", category="US Treasury",
@@ -434,11 +517,13 @@ def option_expiries(today: dt.date, weeklies: int, monthlies: int) -> list[str]:
     return sorted(d.strftime("%Y%m%d") for d in dates)
 
 
-def quarterly_expiries(today: dt.date, count: int) -> list[str]:
+def quarterly_expiries(today: dt.date, count: int, months: tuple[int, ...] = (3, 6, 9, 12)) -> list[str]:
+    """The next `count` contract months among `months` (quarterly by default), expiring on their third
+    Friday (a simplification: CL, GC and ZN really expire earlier in or before the month)."""
     out = []
     year, month = today.year, today.month
     while len(out) < count:
-        if month in (3, 6, 9, 12):
+        if month in months:
             tf = third_friday(year, month)
             if tf > today:
                 out.append(tf.strftime("%Y%m%d"))

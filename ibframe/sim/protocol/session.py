@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 from ibapi import server_versions as sv
 from ibapi.message import IN
 
-from .wire import encode_message
+from .codec import SessionCodec
 
 if TYPE_CHECKING:
     from ..server import SimGateway
@@ -47,13 +47,14 @@ class Session:
         self.bytes_sent = 0
         self.inbox = bytearray()                # the request being received (the server's read buffer)
         self.queue_limit = gateway.config.max_send_queue_bytes
+        self.codec = SessionCodec(version, frozenset(gateway.config.text_answers))
 
     # --- output ---------------------------------------------------------------------------------
     def send(self, *fields) -> None:
         """Queue one message (msg id first). Dropped silently once the connection is closed."""
         if self.closed:
             return
-        data = encode_message(fields)
+        data = self.codec.encode(fields)
         self.bytes_sent += len(data)
         self.gateway.tap(self, fields)
         self.writer.write(data)
