@@ -22,6 +22,7 @@ from ibapi.tag_value import TagValue
 from ibframe.sim.protocol.proto_answers import PROTO_SINCE, ProtoAnswers
 from ibframe.sim.protocol.proto_objects import Recorder
 from ibframe.sim.protocol.wire import format_field
+from test_sim_limits import sim_log  # noqa: F401  (fixture)
 from test_sim_proto_answers import _d11, _walk, canon
 
 ANSWERS = ProtoAnswers()
@@ -271,3 +272,44 @@ def test_a_protobuf_only_request_and_a_garbled_protobuf_body_get_an_error_and_th
 def _config_request(req_id):
     from ibapi.protobuf.ConfigRequest_pb2 import ConfigRequest
     return ConfigRequest(reqId=req_id)
+
+
+def test_garbled_and_bit_flipped_protobuf_requests_of_every_kind_leave_the_session_and_log_clean(make_gateway, connect,
+                                                                                                    sim_log):
+    """Every protobuf request id ibapi 10.50 knows, with random bytes, a truncated and a bit-flipped body of a
+    real request: each is answered (an error 320 or whatever the flipped request means), never a traceback,
+    and the session still answers afterwards."""
+    import random
+
+    from ibframe.sim.protocol.proto_requests import SPECS
+    rng = random.Random(226)
+    gw = make_gateway(max_server_version=226, seed=7, pace_messages=False)
+    c = connect(gw)
+    real = ExecutionFilter()
+    real.symbol = "AAPL"
+    sample = {}                                          # a real body per id where one is easy to make
+    capture = []
+    c.conn.sendMsg, send = (lambda msg: capture.append(msg)), c.conn.sendMsg
+    c.reqContractDetails(1, stock())
+    c.reqExecutions(2, real)
+    c.reqMktData(3, stock(), "233", False, False, [])
+    c.placeOrder(4, stock(), order(kind="LMT", limit=1.0))
+    c.conn.sendMsg = send
+    for msg in capture:
+        sample[int.from_bytes(msg[4:8], "big") - 200] = msg[8:]
+    frames = 0
+    for msg_id in sorted(SPECS):
+        body = sample.get(msg_id, rng.randbytes(24))
+        flipped = bytearray(body)
+        for _ in range(3):
+            flipped[rng.randrange(len(flipped))] ^= 1 << rng.randrange(8)
+        for garbled in (rng.randbytes(rng.randrange(1, 64)), body[:max(1, len(body) // 2)], bytes(flipped)):
+            c.conn.sendMsg(struct.pack("!II", 4 + len(garbled), 200 + msg_id) + garbled)
+            frames += 1
+    assert frames == 3 * len(SPECS) > 200
+    c.reqCurrentTime()
+    c.wait("currentTime", timeout=20)
+    c.reqContractDetails(99, stock("MSFT"))
+    c.wait("contractDetailsEnd", lambda a: a[0] == 99, timeout=20)
+    assert not sim_log.tracebacks()
+    assert any(e[1] == 320 and "unreadable" in e[2] for e in c.errors())
