@@ -21,7 +21,7 @@ from .connection import ConnectError
 from .contracts import ContractError, label
 from . import gc_policy
 from .engine import Engine
-from .journal import JournalError
+from .journal import JournalError, tca
 from .params import check_params
 from .rails import Rails
 from .record import Recorder
@@ -356,6 +356,9 @@ def _strategy_summary(s: Strategy, engine: Engine, marks: dict[int, float]) -> l
     out = [f"\n== {s.name}: {_count(len(trades), 'order')}, {_count(fills, 'fill')}, "
            f"commission {sum(t.commission for t in trades):.2f}"]
     shown = trades[-SHOWN_ORDERS:]
+    quality = _quality_line(trades)
+    if quality:
+        out.append(quality)
     if any(t.slippage_per_share is not None for t in shown):
         out.append(NBBO_NOTE)
     if len(trades) > len(shown):
@@ -378,6 +381,30 @@ def _strategy_summary(s: Strategy, engine: Engine, marks: dict[int, float]) -> l
         if con_id not in seen:
             out.append(f"   {_position_line(label(holding.contract), holding, con_id, engine, marks)}")
     return out
+
+
+def _quality_line(trades) -> str:
+    """The run's execution quality for one strategy (journal/tca.py's arithmetic), with its signs explained."""
+    import pandas as pd
+    rows = [{"time": t.placed_at, "strategy": t.strategy, "order_id": t.order_id, "exec_id": f.exec_id,
+             "symbol": t.contract.symbol, "sec_type": t.contract.secType, "side": f.side, "shares": f.shares,
+             "price": f.price, "multiplier": str(multiplier(t.contract)), "commission": f.commission,
+             "arrival_bid": t.arrival_bid, "arrival_ask": t.arrival_ask}
+            for t in trades if not t.is_combo for f in t.fills]
+    if not rows:
+        return ""
+    frame = pd.DataFrame(rows)
+    frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
+    q = tca.aggregate(tca.fill_figures(frame))
+    if q["fills"] == q["fills_without_quote"]:
+        return f"   execution quality: none of the {_count(q['fills'], 'fill')} had a quote at arrival to measure against"
+    text = (f"   execution quality: slippage vs the arrival mid {q['slippage_bps'] + 0.0:+.1f} bps (+ = cost), "
+            f"savings vs the far side of the arrival NBBO {q['savings'] + 0.0:+.2f} (+ = better than crossing the "
+            f"quote)")
+    quoted = q["fills"] - q["fills_without_quote"]
+    if q["fills_without_quote"]:
+        return text + f", over the {quoted} of {_count(q['fills'], 'fill')} that had a quote at arrival"
+    return text + f", over {_count(q['fills'], 'fill')}"
 
 
 def _order_line(t) -> str:

@@ -81,6 +81,15 @@ def test_summary_marks_to_the_last_live_quote_and_says_what_it_left_out(tmp_path
     assert f"order {s.resting.order_id} BUY 1000000 AAPL LMT" in out and "e+06" not in out
     assert "+ = filled better than the far side of the quote" in out
 
+    # execution quality over the run: the 12 AAPL buys against their arrival NBBO, the MSFT buy (no quote) apart
+    quality = next(x for x in out.splitlines() if "execution quality" in x)
+    savings = sum((t.arrival_ask - f.price) * f.shares for t in s.aapl_buys for f in t.fills)
+    slip = sum((f.price - (t.arrival_bid + t.arrival_ask) / 2) / ((t.arrival_bid + t.arrival_ask) / 2) * 1e4
+               * f.shares for t in s.aapl_buys for f in t.fills) / 12
+    assert f"savings vs the far side of the arrival NBBO {savings + 0.0:+.2f} (+ = better than crossing" in quality
+    assert f"slippage vs the arrival mid {slip + 0.0:+.1f} bps (+ = cost)" in quality
+    assert quality.endswith("over the 12 of 13 fills that had a quote at arrival"), quality
+
 
 def test_the_state_dir_is_created_and_a_bad_one_is_named(tmp_path):
     path = tmp_path / "run.yaml"

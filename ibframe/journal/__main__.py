@@ -1,7 +1,8 @@
-"""`python -m ibframe.journal FILE --export csv|parquet --table TABLE [--since YYYY-MM-DD] [--out PATH]`.
+"""`python -m ibframe.journal FILE [--tca] [--export csv|parquet --table TABLE] [--since YYYY-MM-DD] [--out PATH]`.
 
-Owns: exporting one table of a journal (opened read-only) to CSV (stdout by default) or Parquet, and
-a one-line summary of the journal's tables without --export. Parquet goes through pandas and needs
+Owns: exporting one table of a journal (opened read-only) to CSV (stdout by default) or Parquet, a
+one-line summary of the journal's tables without --export, and execution quality (`--tca`: the table
+per strategy and day, or with --export the figures per fill; arithmetic in journal/tca.py). Parquet goes through pandas and needs
 the optional `pyarrow` package: without it the command says so and exits 2 (CSV always works).
 Must never: write to the journal.
 """
@@ -24,6 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", choices=TABLE_NAMES, default="executions", help="the table (default executions)")
     p.add_argument("--since", help="rows from this New York date or time on: YYYY-MM-DD or 'YYYY-MM-DD HH:MM'")
     p.add_argument("--strategy", help="only this strategy's rows (orders, statuses, executions)")
+    p.add_argument("--tca", action="store_true",
+                   help="execution quality per strategy and New York day: fills, shares, notional, slippage vs the "
+                        "arrival mid (bps, + = cost), savings vs the far side of the arrival NBBO (currency), "
+                        "commissions; with --export, per fill")
     p.add_argument("--out", help="output file (CSV default: stdout; Parquet default: FILE-TABLE.parquet)")
     return p
 
@@ -32,11 +37,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         journal = Journal(args.file)
+        if args.tca and not args.export:
+            print(journal.tca_daily(args.since, args.strategy).to_string(index=False))
+            return 0
         if not args.export:
             for name in TABLE_NAMES:
                 print(f"{name:<15} {len(journal.table(name)):>9} rows")
             return 0
-        frame = journal.table(args.table, args.since, args.strategy)
+        frame = (journal.tca(args.since, args.strategy) if args.tca
+                 else journal.table(args.table, args.since, args.strategy))
     except (JournalError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

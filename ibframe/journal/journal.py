@@ -21,7 +21,7 @@ from typing import Callable
 
 import pandas as pd
 
-from . import reader
+from . import reader, tca
 from .rows import (capture_commission, capture_error, capture_execution, capture_order, capture_risk_event,
                    capture_snapshot, capture_status)
 from .schema import JournalError, configure, prepare
@@ -157,6 +157,19 @@ class Journal:
     def executions(self, since=None, strategy: str | None = None) -> pd.DataFrame:
         """One row per execution (each execId once), with its commission and realized P&L when reported."""
         return self.table("executions", since, strategy)
+
+    def tca(self, since=None, strategy: str | None = None) -> pd.DataFrame:
+        """Execution quality per fill: the NBBO at the order's arrival, slippage against its mid (bps), price
+        improvement against its far side (per share and in currency), commission (journal/tca.py)."""
+        conn = reader.connect_read_only(self.path)
+        try:
+            return tca.fills(conn, since, strategy)
+        finally:
+            conn.close()
+
+    def tca_daily(self, since=None, strategy: str | None = None) -> pd.DataFrame:
+        """Execution quality per strategy and New York day, with the savings figure (journal/tca.py)."""
+        return tca.daily(self.tca(since, strategy))
 
     def orders(self, since=None, strategy: str | None = None) -> pd.DataFrame:
         """Every order request sent: place, modify (the new terms) and cancel."""
