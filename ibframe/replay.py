@@ -81,6 +81,7 @@ from .dispatch import Dispatcher, VirtualClock
 from .engine import Engine
 from .ids import OrderIds
 from .journal import JournalConfig
+from .recorded_time import recorded_time
 from .record import ORDER_MESSAGES, START_API, Event, Recording, RecordingError, event_to_payload, payload_to_event
 from .run import Runner, RunError, prepare_process
 from .strategy import Strategy
@@ -727,7 +728,11 @@ class ReplayResult:
 
     def report(self) -> str:
         rec = self.recording
-        lines = [f"replayed {rec.path}: {self.frames} frames"
+        when = ""
+        if rec.header.wall is not None:
+            start = dt.datetime.fromtimestamp(rec.header.wall, EASTERN)
+            when = f" (recorded {start:%Y-%m-%d %H:%M:%S} New York)"
+        lines = [f"replayed {rec.path}{when}: {self.frames} frames"
                  + (f" ({self.skipped} recorded order answers left out, {self.synthesized} simulated)"
                     if self.skipped or self.synthesized else "")
                  + f", {len(self.orders)} order messages (recorded: {len(rec.orders)})"]
@@ -864,16 +869,18 @@ def prepare(recording: str | Path | Recording, config: str | Path | RunConfig, *
 
 
 def _run(runner: ReplayRunner, timeout: float | None) -> ReplayResult:
+    """Set up, play and stop one replay; its log lines carry the recorded time (recorded_time.py)."""
     rec = runner.recording
-    try:
+    with recorded_time(lambda: runner.feeder.clock.now() if runner.feeder is not None else None):
         try:
-            runner.start()
-        except (RunError, ConnectError) as exc:
-            where = f" (the recording is damaged: {rec.damage})" if rec.damage else ""
-            raise ReplayError(f"replay of {rec.path} could not set up: {exc}{where}") from None
-        runner.play(timeout)
-    finally:
-        runner.stop()
+            try:
+                runner.start()
+            except (RunError, ConnectError) as exc:
+                where = f" (the recording is damaged: {rec.damage})" if rec.damage else ""
+                raise ReplayError(f"replay of {rec.path} could not set up: {exc}{where}") from None
+            runner.play(timeout)
+        finally:
+            runner.stop()
     return runner.result()
 
 
