@@ -1,0 +1,61 @@
+"""`python -m ibframe.replay recording.jsonl.gz strategy.yaml` (also `ibframe replay`): the command line.
+
+Owns: the options and the exit codes of a replay from the shell. Must never: hold replay logic.
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+
+from ..config import ConfigError, load_config
+from ..run import prepare_process
+from .feeder import ReplayError, parse_speed
+from .runner import prepare, run_prepared
+
+
+
+# --- command line ------------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ibframe.replay",
+                                description="Replay a recorded session (python -m ibframe.run --record) into "
+                                            "the strategies of a YAML file, on a virtual clock.")
+    p.add_argument("recording", help="a recording (.jsonl or .jsonl.gz)")
+    p.add_argument("config", help="strategy YAML (its gateway, sim, duration and record keys are ignored)")
+    p.add_argument("--speed", default="max", help="max (default: as fast as possible), 1x (recorded pace), 10x, …")
+    p.add_argument("--fills", choices=("recorded", "simulated"), default="recorded",
+                   help="recorded: feed back the recorded broker answers (default); simulated: fill the "
+                        "strategy's orders against the recorded quotes")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        speed = parse_speed(args.speed)
+        cfg = load_config(args.config)
+    except (ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    prepare_process(cfg)
+    try:
+        runner = prepare(args.recording, cfg, fills=args.fills, speed=speed, quiet=False)
+    except ReplayError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    def interrupt(*_):
+        if runner.feeder is not None:
+            runner.feeder.interrupt()
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        result = run_prepared(runner, None)
+    except ReplayError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    print("\n" + result.report())
+    return 1 if result.damage is not None else 0
