@@ -22,8 +22,8 @@ from typing import Callable
 import pandas as pd
 
 from . import reader, tca
-from .rows import (capture_commission, capture_error, capture_execution, capture_order, capture_risk_event,
-                   capture_snapshot, capture_status)
+from .rows import (capture_commission, capture_error, capture_execution, capture_order, capture_quote,
+                   capture_risk_event, capture_snapshot, capture_status)
 from .schema import JournalError, configure, prepare
 from .writer import Writer
 
@@ -99,6 +99,14 @@ class Journal:
         """A risk decision or trading-state change (ibframe.risk.base.RiskEvent)."""
         self._put(("risk_events", capture_risk_event(ev)))
 
+    def record_quote(self, why: str, source: str, contract, bid, ask, last=None, *, order_id=None, exec_id=None,
+                     strategy=None, now: float | None = None) -> None:
+        """The NBBO at an order's arrival ("arrival"), at an execution ("fill") or a periodic mark ("sample"),
+        from the strategy's streaming line ("line") or a one-off snapshot ("snapshot")."""
+        self._put(("quotes", capture_quote(self._now() if now is None else now, why, source, contract, bid, ask,
+                                           last, order_id, self.client_id if order_id is not None else None,
+                                           exec_id, strategy)))
+
     def record_snapshot(self, values: dict, positions, now: float | None = None) -> None:
         """Account values ((account, key, currency) -> value) and positions (Portfolio's Position objects)."""
         self._put(("snapshot", capture_snapshot(self._now() if now is None else now, values, positions)))
@@ -147,7 +155,7 @@ class Journal:
     # --- reading: DataFrames -------------------------------------------------------------------------
     def table(self, name: str, since=None, strategy: str | None = None) -> pd.DataFrame:
         """Any table as a DataFrame (orders, statuses, executions, commissions, errors, risk_events,
-        account_values, portfolio), oldest first, from `since` (epoch seconds, a date or 'YYYY-MM-DD')."""
+        account_values, portfolio, quotes), oldest first, from `since` (epoch seconds, a date or 'YYYY-MM-DD')."""
         conn = reader.connect_read_only(self.path)
         try:
             return reader.table_frame(conn, name, since, strategy)
@@ -188,6 +196,11 @@ class Journal:
     def portfolio(self, since=None) -> pd.DataFrame:
         """The positions of every snapshot."""
         return self.table("portfolio", since)
+
+    def quotes(self, since=None, strategy: str | None = None) -> pd.DataFrame:
+        """The NBBO at every order's arrival, at every fill, and the periodic marks of the instruments with
+        a live quote line (time, why, source, con_id, symbol, bid, ask, last, order_id, exec_id, ...)."""
+        return self.table("quotes", since, strategy)
 
     def risk_events(self, since=None) -> pd.DataFrame:
         return self.table("risk_events", since)

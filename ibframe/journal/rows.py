@@ -80,6 +80,14 @@ def capture_risk_event(ev) -> tuple:
     return (ev.time, ev.kind, ev.scope, ev.rule, ev.text, details)
 
 
+def capture_quote(now: float, why: str, source: str, contract, bid, ask, last=None, order_id=None, client_id=None,
+                  exec_id=None, strategy=None) -> tuple:
+    """The NBBO at one moment (see schema.TABLES['quotes'] for `why` and `source`)."""
+    c = contract
+    return (now, why, source, getattr(c, "conId", None), getattr(c, "symbol", None), getattr(c, "secType", None),
+            bid, ask, last, order_id, client_id, exec_id, strategy)
+
+
 def capture_snapshot(now: float, values: dict, positions) -> tuple[list, list]:
     """Account values ((account, key, currency) -> text) and Portfolio positions, copied."""
     rows_values = [(now, acct, key, cur, value, value) for (acct, key, cur), value in values.items()]

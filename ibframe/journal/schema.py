@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # table -> [(column, SQLite type)], in the order rows.py builds them (after an implicit `id` where noted)
 CONTRACT = [("con_id", "INTEGER"), ("symbol", "TEXT"), ("sec_type", "TEXT"), ("exchange", "TEXT"),
@@ -55,6 +55,12 @@ TABLES: dict[str, list[tuple[str, str]]] = {
     "portfolio": [("time", "REAL"), ("account", "TEXT")] + CONTRACT +
                  [("quantity", "REAL"), ("avg_cost", "REAL"), ("market_price", "REAL"), ("market_value", "REAL"),
                   ("unrealized_pnl", "REAL"), ("realized_pnl", "REAL")],
+    # the NBBO at a moment that matters (version 2): `why` is "arrival" (an order was placed), "fill" (an
+    # execution arrived) or "sample" (the periodic mark of every instrument with a live quote line);
+    # `source` is "line" (the strategy's streaming quote) or "snapshot" (a one-off reqMktData the order path took)
+    "quotes": [("time", "REAL"), ("why", "TEXT"), ("source", "TEXT"), ("con_id", "INTEGER"), ("symbol", "TEXT"),
+               ("sec_type", "TEXT"), ("bid", "REAL"), ("ask", "REAL"), ("last", "REAL"), ("order_id", "INTEGER"),
+               ("client_id", "INTEGER"), ("exec_id", "TEXT"), ("strategy", "TEXT")],
 }
 
 INDEXES = [
@@ -67,14 +73,14 @@ INDEXES = [
     "CREATE INDEX IF NOT EXISTS risk_events_time ON risk_events(time)",
     "CREATE INDEX IF NOT EXISTS account_values_time ON account_values(time)",
     "CREATE INDEX IF NOT EXISTS portfolio_time ON portfolio(time)",
+    "CREATE INDEX IF NOT EXISTS quotes_time ON quotes(time)",
+    "CREATE INDEX IF NOT EXISTS quotes_order_id ON quotes(order_id)",
+    "CREATE INDEX IF NOT EXISTS quotes_exec_id ON quotes(exec_id)",
 ]
 
 # How a row is inserted: a re-sent execution is stored once (the first copy wins); a re-sent
 # commission report replaces the earlier one for its execution (TWS may correct it), still one row.
 CONFLICT = {"executions": "INSERT OR IGNORE", "commissions": "INSERT OR REPLACE"}
-
-# version n -> the statements that take a journal from version n to n + 1
-MIGRATIONS: dict[int, list[str]] = {}
 
 
 def insert_sql(table: str) -> str:
@@ -86,6 +92,12 @@ def insert_sql(table: str) -> str:
 def create_sql(table: str) -> str:
     cols = ", ".join(f"{c} {t}" for c, t in TABLES[table])
     return f"CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY, {cols})"
+
+
+# version n -> the statements that take a journal from version n to n + 1
+MIGRATIONS: dict[int, list[str]] = {
+    1: [create_sql("quotes")] + [i for i in INDEXES if " ON quotes(" in i],     # 2: the NBBO at moments that matter
+}
 
 
 class JournalError(RuntimeError):
