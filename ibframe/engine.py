@@ -263,6 +263,10 @@ class Engine:
         req = self._quotes.get(con_id) if con_id else None
         return req.quote if req is not None and not req.done else None
 
+    def live_quotes(self) -> list[tuple[Contract, Quote]]:
+        """(contract, Quote) of every live market-data line open now (dispatch thread)."""
+        return [(req.contract, req.quote) for req in list(self._quotes.values()) if not req.done]
+
     def option_params(self, underlying: Contract, timeout: float = 15.0) -> list[dict]:
         """reqSecDefOptParams: per exchange, the expiries, strikes, trading class and multiplier. Blocking."""
         self._not_on_dispatch("option_params")

@@ -526,7 +526,8 @@ class Router(EWrapper):
 
     def execDetails(self, reqId, contract, execution) -> None:
         if self.orders is not None:
-            self.orders.on_execution(contract, execution)
+            # -1: TWS reports it as it happens; a request id: an answer to reqExecutions (a reconciliation)
+            self.orders.on_execution(contract, execution, late=reqId != -1)
 
     def commissionAndFeesReport(self, commissionAndFeesReport) -> None:
         if self.orders is not None:

@@ -9,6 +9,8 @@ model `JournalSection`. Must never: open or create the file.
       enabled: true                  # default true; `journal: false` also turns it off
       path: var/journal-{account}.sqlite   # default <state_dir>/journal-<account>.sqlite
       snapshot_every: 1m             # account values and positions; 0 or off: no snapshots
+      sample_every: 5s               # the NBBO of every instrument with a live quote line; 0 or off: none
+      nbbo_snapshots: true           # an order or fill with no live line gets a reqMktData snapshot of its NBBO
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from ..config.errors import first_problem
 from ..config.types import Section, _text_path, check_file_to_write, parse_duration
 
 DEFAULT_SNAPSHOT_EVERY = 60.0
+DEFAULT_SAMPLE_EVERY = 5.0
 
 
 @dataclass(slots=True)
@@ -30,6 +33,8 @@ class JournalConfig:
     enabled: bool = True
     path: str | None = None                     # None: <state_dir>/journal-<account>.sqlite; may hold {account}
     snapshot_every: float = DEFAULT_SNAPSHOT_EVERY     # seconds; 0 = no snapshots
+    sample_every: float = DEFAULT_SAMPLE_EVERY         # seconds between NBBO marks of the live lines; 0 = none
+    nbbo_snapshots: bool = True                        # arrival / fill NBBO by snapshot when no line is open
 
     @classmethod
     def from_mapping(cls, raw, fail) -> "JournalConfig":
@@ -46,7 +51,8 @@ class JournalConfig:
         except ValidationError as exc:
             key_path, message = first_problem(exc, JournalSection)
             fail(("journal",) + key_path, message)
-        return cls(enabled=section.enabled, path=section.path, snapshot_every=section.snapshot_every)
+        return cls(enabled=section.enabled, path=section.path, snapshot_every=section.snapshot_every,
+                   sample_every=section.sample_every, nbbo_snapshots=section.nbbo_snapshots)
 
     def path_for(self, state_dir: str | Path, account: str) -> Path:
         """The journal file of this account: `path` with {account} filled in, else the per-account default."""
@@ -64,9 +70,9 @@ def _path(value) -> str | None:
     return text
 
 
-def _every(value) -> float:
+def _every(value, default: float = DEFAULT_SNAPSHOT_EVERY) -> float:
     if value is None:
-        return DEFAULT_SNAPSHOT_EVERY
+        return default
     if value is False or (not isinstance(value, bool) and str(value).strip().lower() in ("0", "0s", "0.0", "off")):
         return 0.0
     try:
@@ -80,3 +86,5 @@ class JournalSection(Section):
     enabled: bool = Field(True, description="true or false")
     path: Annotated[str | None, BeforeValidator(_path)] = None
     snapshot_every: Annotated[float, BeforeValidator(_every)] = DEFAULT_SNAPSHOT_EVERY
+    sample_every: Annotated[float, BeforeValidator(lambda v: _every(v, DEFAULT_SAMPLE_EVERY))] = DEFAULT_SAMPLE_EVERY
+    nbbo_snapshots: bool = Field(True, description="true or false")

@@ -1,8 +1,9 @@
-"""Connecting a Journal to a running engine: hooks, minute snapshots, reconciliation with TWS.
+"""Connecting a Journal to a running engine: hooks, minute snapshots, NBBO marks, reconciliation with TWS.
 
 Owns: `install(engine, config, account)` — opens the account's journal for writing, appends its
 record methods to the order manager's sent / status / execution / commission hooks and the router's
-error hooks, snapshots the account values and positions on a dispatcher timer, and asks TWS for its
+error hooks, snapshots the account values and positions on a dispatcher timer, records the NBBO at each
+order's arrival, each fill and every few seconds (`ibframe.trading.nbbo`), and asks TWS for its
 executions (`reconcile`) so fills made while ibframe was down are journaled, each once — and the
 closing step that undoes all of it (`Journal.close()` runs it).
 
@@ -16,6 +17,7 @@ import logging
 
 from ibapi.execution import ExecutionFilter
 
+from ..trading.nbbo import NbboMarks
 from .config import JournalConfig
 from .journal import Journal
 from .reader import NEW_YORK
@@ -48,9 +50,18 @@ def install(engine, config: JournalConfig | None = None, account: str | None = N
         journal = Journal(config.path_for(engine.state_dir, account), write=True, account=account,
                           client_id=engine.client_id, now=engine.clock.now)
     path = journal.path
+    marks = NbboMarks(engine, engine.clock.now, snapshots=config.nbbo_snapshots)
+
+    def record_quote(why, source, contract, quote, trade, exec_id, order_id) -> None:
+        journal.record_quote(why, source, contract, quote.bid, quote.ask, quote.last, order_id=order_id,
+                             exec_id=exec_id, strategy=trade.strategy if trade is not None else None)
+    marks.hooks.append(record_quote)
+    # the order row first, then its arrival snapshot; the execution row first, then its fill-time quote
     hooks = [(engine.orders.sent_hooks, journal.record_order),
+             (engine.orders.sent_hooks, marks.on_sent),
              (engine.orders.status_hooks, journal.record_status),
              (engine.orders.execution_hooks, journal.record_execution),
+             (engine.orders.execution_hooks, marks.on_execution),
              (engine.orders.commission_hooks, journal.record_commission),
              (engine.router.on_error_hooks, journal.record_error)]
     timer = []
@@ -60,6 +71,8 @@ def install(engine, config: JournalConfig | None = None, account: str | None = N
             hooks_list.append(fn)
         if config.snapshot_every > 0:
             timer.append(engine.dispatcher.call_every(config.snapshot_every, snapshot))
+        if config.sample_every > 0:
+            timer.append(engine.dispatcher.call_every(config.sample_every, marks.sample))
 
     def snapshot() -> None:
         portfolio = engine.portfolio
@@ -86,7 +99,8 @@ def install(engine, config: JournalConfig | None = None, account: str | None = N
 
     engine.on_dispatch(attach)
     journal.add_closer(close)
-    log.info("journal %s records orders, executions, errors%s", path,
+    log.info("journal %s records orders, executions, errors, the NBBO at arrival and fill%s%s", path,
+             f", live quotes every {config.sample_every:g}s" if config.sample_every > 0 else "",
              f" and a snapshot every {config.snapshot_every:g}s" if config.snapshot_every > 0 else "")
     if reconcile_now:
         reconcile(engine, journal)

@@ -92,7 +92,10 @@ class ReplayRunner(Runner):
         self.journal_dir = tempfile.TemporaryDirectory(prefix="ibframe-replay-")
         journal = cfg.journal or JournalConfig()
         if journal.enabled:
-            journal = dataclasses.replace(journal, path=str(Path(self.journal_dir.name) / "journal.sqlite"))
+            # simulated fills happen where the live run had none: a snapshot of their NBBO would be a request
+            # the recording never made (and no answer would come); the live lines' quotes still count
+            journal = dataclasses.replace(journal, path=str(Path(self.journal_dir.name) / "journal.sqlite"),
+                                          nbbo_snapshots=journal.nbbo_snapshots and fills == "recorded")
         super().__init__(dataclasses.replace(cfg, record=None, journal=journal))
         self.recording = recording
         self.fills_mode = fills

@@ -338,13 +338,14 @@ class OrderManager:
         if changed:
             self._status_changed(trade)
 
-    def on_execution(self, contract, execution) -> None:
+    def on_execution(self, contract, execution, late: bool = False) -> None:
         """One execution, once. A combo order brings one per leg (kept in `trade.leg_fills`, with the leg's
-        contract) and one for the BAG itself at the net price (in `trade.fills`, passed to the fill hooks)."""
+        contract) and one for the BAG itself at the net price (in `trade.fills`, passed to the fill hooks).
+        `late`: TWS reported it in answer to reqExecutions (a reconciliation), not as it happened."""
         if execution.execId in self.by_exec_id:
             return                          # TWS re-sends executions (reqExecutions, reconnects)
         fill = Fill(execution.execId, execution.time, execution.side, float(execution.shares), execution.price,
-                    execution.exchange, contract=contract, order_ref=execution.orderRef or "")
+                    execution.exchange, contract=contract, order_ref=execution.orderRef or "", late=late)
         trade = self.trades.get(execution.orderId)
         self.by_exec_id[execution.execId] = (trade, fill)
         self.executions.append((trade, fill))

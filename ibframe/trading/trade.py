@@ -36,6 +36,7 @@ class Fill:
     realized_pnl: float | None = None
     contract: Contract | None = None   # what was traded: the instrument, a combo leg's, or the BAG itself
     order_ref: str = ""                # the placing strategy (orderRef), also for orders from before a restart
+    late: bool = False                 # reported in answer to reqExecutions (a reconciliation), not as it happened
 
 
 @dataclass(slots=True)
