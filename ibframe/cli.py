@@ -18,6 +18,8 @@ SUBCOMMANDS = {
     "sim": ("ibframe.sim.__main__", "start the simulated TWS gateway that any TWS API client can connect to"),
     "replay": ("ibframe.replay", "replay a recorded session into the strategies of a YAML file"),
     "journal": ("ibframe.journal.__main__", "summarise a compliance journal or export one of its tables"),
+    "report": ("ibframe.report.cli", "write an HTML report (equity, fills on the NBBO, execution quality) of a "
+                                     "journal or a replayed recording"),
     "bench": ("ibframe.bench.__main__", "run the benchmarks and print their table"),
 }
 

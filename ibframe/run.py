@@ -2,7 +2,8 @@
 
 Owns: the process lifecycle — read config, start the embedded simulator when asked, connect,
 qualify instruments, start strategies, run for the duration or until Ctrl-C, stop cleanly and
-print what happened. The only place that wires the simulator to the framework.
+print what happened (the summary, then the path of the run's HTML report, ibframe.report, when the
+journal is on). The only place that wires the simulator to the framework.
 """
 from __future__ import annotations
 
@@ -95,6 +96,7 @@ class Runner:
         self.supervisor: ConnectionSupervisor | None = None   # reconnects (live runs only)
         self.lost: str | None = None             # why the connection ended the run (exit code 3)
         self._gc_settled = False                 # gc_policy.settle ran at start: release it at stop
+        self.started_at: float | None = None     # wall time start() began: the report's window and folder name
 
     def start_gateway(self) -> GatewayConfig:
         gw = self.cfg.gateway
@@ -113,6 +115,7 @@ class Runner:
         return GatewayConfig(kind="sim", host="127.0.0.1", port=self.sim.port, client_id=gw.client_id)
 
     def start(self) -> None:
+        self.started_at = time.time()
         classes = [load_strategy_class(s.class_path) for s in self.cfg.strategies]
         params = [checked_params(cls, s, self.cfg.source) for cls, s in zip(classes, self.cfg.strategies)]
         gw = self.start_gateway()
@@ -301,6 +304,26 @@ class Runner:
             self._gc_settled = False
             gc_policy.release()
 
+    def write_report(self) -> Path | None:
+        """After stop (the journal closed): this run's HTML report (ibframe.report) from its journal rows since the
+        start, into <state_dir>/reports/<start time>/; prints `report: PATH`. Never fails the run: a failure is a
+        warning naming the journal, which holds everything the report would have shown."""
+        journal = self.rails.journal if self.rails is not None else None
+        if journal is None or self.started_at is None:
+            return None                           # journal off (journal: false), or the run never got that far
+        try:
+            from .report import build_report
+            started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started_at))
+            path = build_report(journal.path, report_dir(self.cfg.state_dir, self.started_at),
+                                f"ibframe run {Path(self.cfg.source).name}, started {started}", since=self.started_at)
+        except Exception as exc:
+            log.warning("the run's report could not be built (%s: %s); the journal %s has it all: python -m "
+                        "ibframe.report %s --since '%s'", type(exc).__name__, exc, journal.path, journal.path,
+                        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started_at)))
+            return None
+        print(f"report: {path}")
+        return path
+
     def capture_marks(self) -> dict[int, float]:
         """conId -> mid of every traded or configured instrument whose quote line is live right now."""
         con_ids = set()
@@ -328,6 +351,16 @@ class Runner:
             out += _strategy_summary(s, self.engine, self.marks)
         return out + leftover_summary(self.leftovers) + _connection_summary(self.supervisor,
                                                                             self.engine.writer_stats())
+
+
+def report_dir(state_dir: str | Path, started_at: float) -> Path:
+    """<state_dir>/reports/<start, local time>/ (a suffix when two runs started in the same second)."""
+    base = Path(state_dir) / "reports" / time.strftime("%Y-%m-%d_%H%M%S", time.localtime(started_at))
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
 
 
 def _connection_summary(supervisor, writer) -> list[str]:
@@ -505,14 +538,17 @@ def main(argv: list[str] | None = None) -> int:
                   f"reached them; check TWS / IB Gateway, then start the run again (it reconciles on start)",
                   file=sys.stderr)
             runner.stop()
+            runner.write_report()
             return 3
         except RunError as exc:
             print(f"error: {exc}", file=sys.stderr)
             runner.stop()
+            runner.write_report()
             return 2
         finally:
             signal.signal(signal.SIGINT, previous)
         runner.stop()
+        runner.write_report()                      # after the summary and the journal's close
     finally:
         kill.remove_pid_file(pid_file)
         kill.restore_signal(previous_usr1)

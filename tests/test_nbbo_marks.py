@@ -107,6 +107,8 @@ def test_a_live_line_is_the_arrival_quote_and_is_sampled_on_the_timer(live):
     assert set(samples.symbol) == {"AAPL"} and set(samples.source) == {"line"}
     assert (samples.bid > 0).all() and (samples.bid <= samples.ask).all()
     assert samples.time.is_monotonic_increasing
+    seen = list(zip(samples.bid, samples.ask, samples["last"]))
+    assert all(a != b for a, b in zip(seen, seen[1:]))          # an unchanged quote is not sampled again
     fills = quotes_of(journal, why="fill")
     assert set(fills.source) == {"line"} and set(fills.exec_id) == {f.exec_id for f in sold.fills}
 
@@ -155,6 +157,9 @@ def test_a_version_1_journal_gains_the_quotes_table_and_keeps_its_rows(tmp_path)
         conn.execute(insert_sql("executions"), [{"exec_id": "e1", "time": 1.7e9, "side": "BOT", "shares": 5,
                                                  "price": 10.0}.get(c) for c, _ in TABLES["executions"]])
     conn.close()
+    old = Journal(path)                      # read-only, not migrated: TCA still reads it (no quotes: none)
+    assert list(old.tca().exec_id) == ["e1"] and old.quotes().empty
+    assert sqlite3.connect(path).execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "1"
 
     Journal(path, write=True, account="DU1").close()
     conn = sqlite3.connect(path)

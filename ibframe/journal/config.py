@@ -9,7 +9,7 @@ model `JournalSection`. Must never: open or create the file.
       enabled: true                  # default true; `journal: false` also turns it off
       path: var/journal-{account}.sqlite   # default <state_dir>/journal-<account>.sqlite
       snapshot_every: 1m             # account values and positions; 0 or off: no snapshots
-      sample_every: 5s               # the NBBO of every instrument with a live quote line; 0 or off: none
+      sample_every: 1s               # the NBBO of every live quote line, when it changed; 0 or off: none
       nbbo_snapshots: true           # an order or fill with no live line gets a reqMktData snapshot of its NBBO
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ..config.errors import first_problem
 from ..config.types import Section, _text_path, check_file_to_write, parse_duration
 
 DEFAULT_SNAPSHOT_EVERY = 60.0
-DEFAULT_SAMPLE_EVERY = 5.0
+DEFAULT_SAMPLE_EVERY = 1.0
 
 
 @dataclass(slots=True)

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from .schema import TABLES, JournalError, SCHEMA_VERSION, read_version
+from .schema import TABLES, JournalError, SCHEMA_VERSION, create_sql, read_version
 
 NEW_YORK = ZoneInfo("America/New_York")
 TIME_COLUMNS = ("time", "received")
@@ -41,6 +41,8 @@ def connect_read_only(path: str | Path) -> sqlite3.Connection:
         conn.close()
         raise JournalError(f"{path} has schema version {version}, newer than this ibframe reads "
                            f"({SCHEMA_VERSION}); upgrade ibframe")
+    if version < 2:            # written before the quotes table: read as one with it empty (a TEMP table: the file is
+        conn.execute(create_sql("quotes").replace("CREATE TABLE", "CREATE TEMP TABLE", 1))   # never touched)
     return conn
 
 

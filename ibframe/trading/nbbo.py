@@ -9,7 +9,7 @@ quote at each such moment, saying where it came from:
 * fill: the instrument's live line when the execution arrives, else a snapshot; an execution TWS reports
   late (`Fill.late`: an answer to reqExecutions, after a restart or a reconnect) gets none, since the
   quote now says nothing about a fill made then;
-* sample: every live line's quote, on a timer the journal sets (`sample`).
+* sample: every live line's quote, on a timer the journal sets (`sample`), when it changed since the last.
 
 One snapshot per instrument is in flight at a time; orders and fills arriving meanwhile share its answer.
 A snapshot TWS refuses (no permissions, unknown contract) or never ends leaves the moment without a quote:
@@ -59,6 +59,7 @@ class NbboMarks:
         self.snapshots = snapshots
         self.hooks: list[Hook] = []
         self._pending: dict[int, _Pending] = {}
+        self._sampled: dict[int, tuple] = {}          # conId -> (bid, ask, last) of its latest sample
         self.snapshots_taken = 0
 
     # --- the order manager's hooks (dispatch thread) ---------------------------------------------------
@@ -83,10 +84,14 @@ class NbboMarks:
             self._ask(contract, moment)
 
     def sample(self) -> None:
-        """Every live line's quote as a 'sample' mark (a dispatcher timer calls this)."""
+        """Every live line's quote as a 'sample' mark (a dispatcher timer calls this); a line whose bid, ask
+        and last are what the previous sample saw is left out (a quiet instrument writes nothing)."""
         for contract, quote in self.source.live_quotes():
-            if quote.bid is not None or quote.ask is not None or quote.last is not None:
-                self._tell("line", contract, quote, ("sample", None, None, None))
+            seen = (quote.bid, quote.ask, quote.last)
+            if seen == (None, None, None) or self._sampled.get(contract.conId) == seen:
+                continue
+            self._sampled[contract.conId] = seen
+            self._tell("line", contract, quote, ("sample", None, None, None))
 
     # --- snapshots -------------------------------------------------------------------------------------
     def _ask(self, contract: Contract, moment: tuple) -> None:
