@@ -315,7 +315,7 @@ class Runner:
             from .report import build_report
             started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started_at))
             path = build_report(journal.path, report_dir(self.cfg.state_dir, self.started_at),
-                                f"ibframe run {Path(self.cfg.source).name}, started {started}", since=self.started_at)
+                                f"ibframe run {Path(self.cfg.source).name}, started {started} (this machine's time)", since=self.started_at)
         except Exception as exc:
             log.warning("the run's report could not be built (%s: %s); the journal %s has it all: python -m "
                         "ibframe.report %s --since '%s'", type(exc).__name__, exc, journal.path, journal.path,

@@ -252,8 +252,9 @@ def test_the_charts_are_valid_pngs_written_beside_the_page_and_inside_it(journal
         seed_article(c)
         for i in range(30):
             quote(c, T0 + i, 150.00 + i / 100, 150.10 + i / 100)
-        insert(c, "account_values", time=T0, account="DU1", key="NetLiquidation", currency="USD", value="1",
-               number=1e6)
+        for i, value in enumerate((1e6, 1.00002e6, 0.99999e6)):
+            insert(c, "account_values", time=T0 + 60 * i, account="DU1", key="NetLiquidation", currency="USD",
+                   value=str(value), number=value)
     out = tmp_path / "out"
     html = build_report(journal(build), out).read_text()
     names = sorted(p.name for p in out.glob("*.png"))
@@ -263,6 +264,17 @@ def test_the_charts_are_valid_pngs_written_beside_the_page_and_inside_it(journal
     for name in names:
         data = (out / name).read_bytes()
         assert is_png(data) and data in embedded
+
+
+def test_too_few_account_snapshots_are_told_not_drawn(journal, tmp_path):
+    def build(c):
+        seed_article(c)
+        insert(c, "account_values", time=T0, account="DU1", key="NetLiquidation", currency="USD", value="1000000",
+               number=1e6)
+    out = tmp_path / "out"
+    html = build_report(journal(build), out).read_text()
+    assert not (out / "account.png").exists()
+    assert "Too few account snapshots for a curve: NetLiquidation 1,000,000.00 USD at" in html
 
 
 def test_the_fills_chart_draws_the_nbbo_band_from_quotes_or_says_it_has_only_fill_prices(journal):

@@ -71,6 +71,13 @@ def account_chart(eq: Equity, end: pd.Timestamp | None = None) -> Chart:
     title = "Account equity (NetLiquidation)"
     if eq.account.empty:
         return Chart("account", title, None, "No account snapshots with NetLiquidation in the journal.")
+    if eq.account["time"].nunique() < 3:                  # one or two points make no curve: say what they were
+        seen = "; ".join(f"{row.equity:,.2f} {row.currency} at "
+                         f"{pd.Timestamp(row.time).tz_convert(NEW_YORK):%Y-%m-%d %H:%M:%S}"
+                         for row in eq.account.itertuples())
+        return Chart("account", title, None, f"Too few account snapshots for a curve: NetLiquidation {seen} (New York "
+                                             f"time). The journal takes one every journal.snapshot_every (1 minute by "
+                                             f"default) and one at the end.")
     fig = Figure(figsize=(WIDTH, 4.5), dpi=DPI)
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
     for (acct, cur), g in eq.account.groupby(["account", "currency"], sort=True):
