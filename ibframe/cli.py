@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "journal": ("ibframe.journal.__main__", "summarise a compliance journal or export one of its tables"),
     "report": ("ibframe.report.cli", "write an HTML report (equity, fills on the NBBO, execution quality) of a "
                                      "journal or a replayed recording"),
+    "history": ("ibframe.history_cli", "download historical bars (chunked, paced, cached) into Parquet or CSV"),
     "bench": ("ibframe.bench.__main__", "run the benchmarks and print their table"),
 }
 

@@ -3,7 +3,8 @@
 Owns: cutting [start, end) into chunks of the longest duration IB serves for the bar size (IB's "step
 sizes", reference notes §3), sending one `engine.bars(...)` request per chunk that is not cached (through
 the engine's request scheduler, so IB's pacing is obeyed), the Parquet cache under
-`<state_dir>/history/`, the progress bar, and merging the chunks into one sorted, tz-aware frame.
+`<state_dir>/history/`, its progress (ibframe.progress: a bar on a terminal, log lines elsewhere), and
+merging the chunks into one sorted, tz-aware frame.
 
 Chunks lie on a fixed grid in New York time (the zone `Bars` dates daily bars in), so every bar of the
 bar size falls inside exactly one chunk and a later call with another range reuses the same files. A
@@ -17,18 +18,19 @@ from __future__ import annotations
 import logging
 import os
 import re
-import sys
 import time
 from concurrent.futures import CancelledError, TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Callable
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 
 from .contracts import label
 from .market.bars import COLUMNS, parse_bar_time
+from .progress import Progress, progress as show_progress
 from .router import RequestError
 
 log = logging.getLogger("ibframe.history")
@@ -68,31 +70,26 @@ class Chunk:
 
 
 def history(engine, contract, start, end, bar_size: str = "1 min", what: str = "TRADES", use_rth: bool = False,
-            cache: bool = True, progress: bool | None = None, *, tz: str = "America/New_York",
-            timeout: float = 60.0) -> pd.DataFrame:
+            cache: bool = True, progress: bool | None | Callable[..., Progress] = None, *,
+            tz: str = "America/New_York", timeout: float = 60.0) -> pd.DataFrame:
     """Bars of `contract` (qualified: conId set) from `start` (inclusive) to `end` (exclusive).
 
     `start`/`end`: anything pandas reads as a time (str, datetime, Timestamp); without a zone they are in
     `tz`. Returns columns open, high, low, close, volume, wap, count, indexed by the bar's start time in
     `tz`, sorted, each time once. Blocking: call it from your own thread or `Strategy.on_init`, never from
-    a strategy callback. `cache`: read and write `<engine.state_dir>/history/…`; `progress`: a tqdm bar on
-    stderr (None: only when stderr is a terminal). `timeout`: seconds TWS may take to answer a request
-    once it is sent (waiting in the pacing queue does not count).
+    a strategy callback. `cache`: read and write `<engine.state_dir>/history/…`; `progress` (chunks done,
+    ibframe.progress): None a tqdm bar on stderr when it is a terminal, else a log line every 10 s and
+    one at the end; True always the bar; False nothing; or your own `f(total, what, unit)` returning a
+    `Progress` (e.g. `functools.partial(ibframe.progress.progress, console=True)`). `timeout`: seconds
+    TWS may take to answer a request once it is sent (waiting in the pacing queue does not count).
     """
     if engine.dispatcher.in_dispatch_thread():
         raise RuntimeError("history() waits for TWS's answers, and strategy callbacks run on the dispatch thread "
                            "that delivers them: call it from Strategy.on_init() or your own thread")
-    size = _bar_size(bar_size)
-    what = str(what).upper()
-    if what not in BAR_WHATS:
-        raise ValueError(f"whatToShow {what!r} is not available for history(); use one of {', '.join(BAR_WHATS)} "
-                         f"(ADJUSTED_LAST cannot be asked for a past end date, so it cannot be fetched in chunks)")
+    first, last, size, what = check_request(start, end, bar_size, what, tz)
     if not getattr(contract, "conId", 0):
         raise ValueError(f"{label(contract)} has no conId: qualify it first, e.g. contract = engine.qualify(contract) "
                          f"(the cache is keyed by conId)")
-    first, last = _when(start, tz, "start"), _when(end, tz, "end")
-    if first >= last:
-        raise ValueError(f"start {first} is not before end {last}: history() returns bars in [start, end)")
     chunks = plan_chunks(first, last, size)
     folder = _folder(engine, contract, size, what, use_rth) if cache else None
     frames = _fetch(engine, contract, chunks, size, what, use_rth, folder, _progress(progress, len(chunks),
@@ -107,8 +104,23 @@ def history(engine, contract, start, end, bar_size: str = "1 min", what: str = "
 
 # --- input -------------------------------------------------------------------------------------------
 
+def check_request(start, end, bar_size: str = "1 min", what: str = "TRADES", tz: str = "America/New_York"
+                  ) -> tuple[pd.Timestamp, pd.Timestamp, str, str]:
+    """(start, end in UTC, the bar size and whatToShow in IB's spelling) as history() reads its arguments,
+    without connecting; ValueError saying what is wrong (a command line checks before it connects)."""
+    size = _bar_size(bar_size)
+    what = str(what).upper()
+    if what not in BAR_WHATS:
+        raise ValueError(f"whatToShow {what!r} is not available for history(); use one of {', '.join(BAR_WHATS)} "
+                         f"(ADJUSTED_LAST cannot be asked for a past end date, so it cannot be fetched in chunks)")
+    first, last = _when(start, tz, "start"), _when(end, tz, "end")
+    if first >= last:
+        raise ValueError(f"start {first} is not before end {last}: history() returns bars in [start, end)")
+    return first, last, size, what
+
+
 def _bar_size(text: str) -> str:
-    size = " ".join(str(text).split())
+    size = re.sub(r"^(\d+)(?=[A-Za-z])", r"\1 ", " ".join(str(text).split()))      # '5mins' -> '5 mins'
     size = ALIASES.get(size, size)
     if size not in CHUNKS:
         raise ValueError(f"unknown bar size {text!r}; IB's bar sizes are: {', '.join(CHUNKS)}")
@@ -200,16 +212,14 @@ def _empty() -> pd.DataFrame:
 
 # --- fetching ----------------------------------------------------------------------------------------------
 
-def _progress(progress: bool | None, total: int, what: str):
-    show = sys.stderr.isatty() if progress is None else bool(progress)
-    if not show:
-        return None
-    from tqdm import tqdm
-    return tqdm(total=total, desc=f"history {what}", unit="chunk", file=sys.stderr, leave=False)
+def _progress(progress, total: int, what: str) -> Progress:
+    if callable(progress):
+        return progress(total, f"history {what}", "chunk")
+    return show_progress(total, f"history {what}", "chunk", enabled=None if progress is None else bool(progress))
 
 
-def _fetch(engine, contract, chunks: list[Chunk], size: str, what: str, use_rth: bool, folder: Path | None, bar,
-           timeout: float) -> list[pd.DataFrame]:
+def _fetch(engine, contract, chunks: list[Chunk], size: str, what: str, use_rth: bool, folder: Path | None,
+           bar: Progress, timeout: float) -> list[pd.DataFrame]:
     frames: list[pd.DataFrame | None] = [None] * len(chunks)
     todo: list[int] = []
     now = pd.Timestamp(engine.clock.now(), unit="s", tz="UTC")
@@ -221,8 +231,7 @@ def _fetch(engine, contract, chunks: list[Chunk], size: str, what: str, use_rth:
             frames[i] = _empty()                  # all of it still to come
         else:
             todo.append(i)
-    if bar is not None:
-        bar.update(len(chunks) - len(todo))
+    bar.update(len(chunks) - len(todo))
     asked: dict[int, object] = {}
     try:
         for n, i in enumerate(todo):
@@ -234,13 +243,11 @@ def _fetch(engine, contract, chunks: list[Chunk], size: str, what: str, use_rth:
             frames[i] = frame
             if folder is not None and complete:
                 _write(folder / f"{chunks[i].name()}.parquet", frame)
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
     finally:
         for req in asked.values():
             engine.cancel(req)
-        if bar is not None:
-            bar.close()
+        bar.close()
     return frames
 
 

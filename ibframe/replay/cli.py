@@ -1,6 +1,8 @@
 """`python -m ibframe.replay recording.jsonl.gz strategy.yaml` (also `ibframe replay`): the command line.
 
-Owns: the options and the exit codes of a replay from the shell. Must never: hold replay logic.
+Owns: the options and the exit codes of a replay from the shell, and its progress (recorded frames played:
+a bar on a terminal, a log line every 10 s and one at the end otherwise; `--no-progress`: none). The
+Python API `replay()` shows none. Must never: hold replay logic.
 """
 from __future__ import annotations
 
@@ -8,12 +10,11 @@ import argparse
 import signal
 import sys
 
-
 from ..config import ConfigError, load_config
+from ..progress import follow
 from ..run import prepare_process
 from .feeder import ReplayError, parse_speed
-from .runner import prepare, run_prepared
-
+from .runner import ReplayRunner, prepare, run_prepared
 
 
 # --- command line ------------------------------------------------------------------------------------------------
@@ -28,7 +29,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fills", choices=("recorded", "simulated"), default="recorded",
                    help="recorded: feed back the recorded broker answers (default); simulated: fill the "
                         "strategy's orders against the recorded quotes")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress (default: a bar on a terminal, else a log line every 10 s and at the end)")
     return p
+
+
+def frames_played(runner: ReplayRunner):
+    """Follow the replay's recorded frames, done of total (ibframe.progress), sampled off the replay's thread."""
+    rec = runner.recording
+    return follow(lambda: runner.feeder.frames_done if runner.feeder is not None else 0, rec.frames_in,
+                  f"replay {rec.path.name}", "frame", console=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +61,11 @@ def main(argv: list[str] | None = None) -> int:
             runner.feeder.interrupt()
     previous = signal.signal(signal.SIGINT, interrupt)
     try:
-        result = run_prepared(runner, None)
+        if args.no_progress:
+            result = run_prepared(runner, None)
+        else:
+            with frames_played(runner):
+                result = run_prepared(runner, None)
     except ReplayError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
