@@ -109,6 +109,19 @@ def test_replay_makes_the_live_sessions_decisions_and_sends_its_orders(record_se
         assert lived - 0.25 < replayed < lived + 0.05
 
 
+@pytest.mark.parametrize("version", [200, 226])
+def test_simulated_fills_answer_text_and_protobuf_orders_alike(record_session, version):
+    # from server version 203 placeOrder travels as protobuf: the paper broker reads it back all the same
+    session = record_session(max_server_version=version)
+    result = replay(session.path, session.cfg, fills="simulated")
+    s = result.strategy()
+    assert result.recording.header.accounts == ["DU1234567"]          # managedAccounts, text or protobuf
+    assert [t.status for t in s.trades] == ["Filled", "Filled"]
+    assert all(t.fills and t.fills[0].commission == 1.0 for t in s.trades)
+    assert sorted(f[1] for f in s.fills) == ["BOT", "SLD"] and result.engine.portfolio.position(AAPL) == 0.0
+    assert result.synthesized > 0 and result.divergences == [] and result.problems == []
+
+
 def test_virtual_clock_jumps_to_timers_without_waiting():
     clock = VirtualClock(1000.0)
     d = Dispatcher(clock).start()

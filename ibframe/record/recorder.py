@@ -18,7 +18,10 @@ import time
 import zlib
 from pathlib import Path
 
+from ibapi.common import PROTOBUF_MSG_ID
 from ibapi.message import IN
+from ibapi.server_versions import MIN_SERVER_VER_PROTOBUF
+
 from .format import FORMAT, FORMAT_VERSION, HEADER_WAIT, out_message_to_event, payload_to_event, versions
 
 log = logging.getLogger("ibframe.record")
@@ -162,9 +165,9 @@ class Recorder:
             if kind != "in":
                 continue
             for payload in data:
-                fields = payload_to_event(payload, version).get("fields")
-                if fields and fields[0] == str(IN.MANAGED_ACCTS) and len(fields) >= 3:
-                    self._accounts = [a for a in fields[2].split(",") if a]
+                listed = _managed_accounts(payload, version)
+                if listed is not None:
+                    self._accounts = [a for a in listed.split(",") if a]
                     return
 
     def _header(self) -> dict:
@@ -194,3 +197,20 @@ def write_recording(path: str | Path, events: list[dict], server_version: int = 
     with opener(path, "wb") as fh:
         fh.write(text.encode())
     return path
+
+
+def _managed_accounts(payload: bytes, version: int | None) -> str | None:
+    """The account list of a MANAGED_ACCTS frame, text or (from server version 207) protobuf; None for any
+    other frame."""
+    if version is not None and version >= MIN_SERVER_VER_PROTOBUF and len(payload) >= 4 \
+            and int.from_bytes(payload[:4], "big") == PROTOBUF_MSG_ID + IN.MANAGED_ACCTS:
+        from google.protobuf.message import DecodeError
+        from ibapi.protobuf.ManagedAccounts_pb2 import ManagedAccounts
+        message = ManagedAccounts()
+        try:
+            message.ParseFromString(payload[4:])
+        except DecodeError:
+            return None
+        return message.accountsList
+    fields = payload_to_event(payload, version).get("fields")
+    return fields[2] if fields and fields[0] == str(IN.MANAGED_ACCTS) and len(fields) >= 3 else None

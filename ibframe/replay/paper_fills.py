@@ -189,11 +189,16 @@ class PaperFills:
 
     # --- answers, encoded as TWS would send them ----------------------------------------------------------
     def _parse(self, sent: Sent):
-        if sent.fields is None:
-            return None
+        """The placeOrder as the simulator reads it: text fields as sent, or (from server version 203, where
+        orders travel as protobuf) the version-200 text form the simulator's codec rebuilds from the body."""
+        from ..sim.protocol.codec import SessionCodec
+        from ..sim.protocol.proto_requests import TEXT_SERVER_VERSION
+        from ..sim.protocol.wire import FieldReader
+        fields, version = sent.fields, self.version
         try:
-            from ..sim.protocol.wire import FieldReader
-            parsed = self.requests_wire.parse_place_order(FieldReader(sent.fields, "PLACE_ORDER", 1), self.version)
+            if fields is None:
+                fields, version = SessionCodec(self.version).request_fields(sent.payload), TEXT_SERVER_VERSION
+            parsed = self.requests_wire.parse_place_order(FieldReader(fields, "PLACE_ORDER", 1), version)
         except ValueError as exc:
             log.warning("replay fills: cannot read back placeOrder %s (%s); no openOrder is synthesized", sent, exc)
             return None
