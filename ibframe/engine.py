@@ -106,6 +106,7 @@ class Engine:
         # defaults, a PacingLimits = those, False = send at once, as a replay does)
         self.scheduler = SendNow()
         self.account_subscribed = False              # reqPositions + reqAccountUpdates asked (re-asked after a reconnect)
+        self.account_feed = None                     # the risk layer's account-summary subscription (risk/margin.py)
         if pacing:
             from .pacing import install
             install(self, pacing if not isinstance(pacing, bool) else None)

@@ -7,6 +7,7 @@ format and the decoding path; damaged files check that a replay says where and w
 from __future__ import annotations
 
 import base64
+import gc
 import gzip
 import json
 import os
@@ -14,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -120,6 +122,16 @@ def test_simulated_fills_answer_text_and_protobuf_orders_alike(record_session, v
     assert all(t.fills and t.fills[0].commission == 1.0 for t in s.trades)
     assert sorted(f[1] for f in s.fills) == ["BOT", "SLD"] and result.engine.portfolio.position(AAPL) == 0.0
     assert result.synthesized > 0 and result.divergences == [] and result.problems == []
+
+
+def test_a_finished_replay_lets_its_engine_go():
+    # a sweep worker replays hundreds of times: nothing module-level may keep an engine (and its state) alive
+    result = replay(CHECKED_IN, buy_on_nth_config(Path("unused")))
+    engine = weakref.ref(result.engine)
+    assert engine().account_feed is not None                  # the risk layer subscribed (it holds the engine)
+    del result
+    gc.collect()
+    assert engine() is None
 
 
 def test_virtual_clock_jumps_to_timers_without_waiting():

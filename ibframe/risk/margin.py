@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -181,14 +180,12 @@ class AccountFeed:
             self.request = subscribe_account_summary(self.engine, self.listeners)
 
 
-_FEEDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
 def account_feed(engine) -> AccountFeed:
-    """The engine's shared AccountFeed (made on first use)."""
-    feed = _FEEDS.get(engine)
+    """The engine's shared AccountFeed (made on first use), kept on the engine (`engine.account_feed`): it holds
+    the engine (its request, its listeners), so a module-level table of feeds would keep every engine alive."""
+    feed = engine.account_feed
     if feed is None:
-        feed = _FEEDS[engine] = AccountFeed(engine)
+        feed = engine.account_feed = AccountFeed(engine)
     return feed
 
 
