@@ -168,3 +168,24 @@ def test_a_version_1_journal_gains_the_quotes_table_and_keeps_its_rows(tmp_path)
     book = Journal(path)
     assert list(book.executions().exec_id) == ["e1"] and book.quotes().empty
     assert book.tca().iloc[0].arrival_source is None
+
+
+def test_two_simulators_never_give_two_fills_one_exec_id_so_one_journal_keeps_both(make_gateway, tmp_path):
+    # the same seed, start and order on two gateways: TWS's execIds are unique across sessions, the sim's too
+    fills = []
+    for _ in range(2):
+        gw = make_gateway(seed=11)
+        engine = Engine("127.0.0.1", gw.port, 44, state_dir=tmp_path / f"var-{len(fills)}").start()
+        journal = install(engine, JournalConfig(path=str(tmp_path / "journal.sqlite"), snapshot_every=0,
+                                                sample_every=0))
+        try:
+            s = Idle(engine, "twice", {}, {"AAPL": engine.qualify(Stock("AAPL"))})
+            engine.on_dispatch(s._start)
+            bought = do(s, lambda s: s.buy("AAPL", 1))
+            wait_until(lambda: filled(bought), what="the buy to fill")
+            fills += bought.fills
+        finally:
+            journal.close()
+            engine.stop()
+    assert len({f.exec_id for f in fills}) == len(fills) == 2
+    assert sorted(Journal(tmp_path / "journal.sqlite").executions().exec_id) == sorted(f.exec_id for f in fills)

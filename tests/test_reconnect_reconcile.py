@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import logging
+import re
 from dataclasses import dataclass, field
 
 import pytest
@@ -29,6 +30,8 @@ from conftest import RecordingClient, wait_until
 from sim_order_kit import AAPL, book, order, paused, step
 
 _client_ids = itertools.count(740)
+
+SIM_EXEC_ID = re.compile(r"^[0-9a-f]{4}e[0-9a-f]{3}\.[0-9a-f]{8}\.\d\d\.\d\d$")   # "1a2be0d7.656d0002.01.01"
 
 
 # --- the rig: a paused gateway, an engine, and everything the hooks saw ------------------------------------
@@ -142,7 +145,7 @@ def rig(make_gateway, tmp_path):
 
     def tap(session, fields):               # on the gateway's thread: what it sends this client
         if session.client_id == cid and fields and fields[0] == IN.EXECUTION_DATA:
-            exec_id = next(f for f in fields if isinstance(f, str) and f.startswith("0000e"))   # the sim's execIds
+            exec_id = next(f for f in fields if isinstance(f, str) and SIM_EXEC_ID.match(f))   # the sim's execIds
             r.sent_executions.append((int(fields[1]), exec_id))
     gw.taps.append(tap)
     yield r

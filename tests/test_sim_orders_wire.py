@@ -750,6 +750,9 @@ def test_exec_and_perm_ids_are_deterministic_and_unique():
     assert make_exec_id(0, 215, 1701652520) == make_exec_id(0, 215, 1701652520)
     assert make_exec_id(2, 215, 1701652520).endswith(".656d0002.01.01")
     assert correct_exec_id("0000e0d7.656d0002.01.01") == "0000e0d7.656d0002.01.02"
+    # two gateway instances: the same order, fill and instant, yet two execIds
+    assert make_exec_id(2, 215, 1701652520, instance=0x1a2b) == "1a2be0d7.656d0002.01.01"
+    assert make_exec_id(2, 215, 1701652520, instance=1) != make_exec_id(2, 215, 1701652520, instance=2)
     perms = [make_perm_id(seq, seed=7) for seq in range(1000)]
     assert len(set(perms)) == 1000 and perms == [make_perm_id(seq, seed=7) for seq in range(1000)]
     assert make_perm_id(1, seed=7) != make_perm_id(1, seed=8)

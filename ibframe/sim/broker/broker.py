@@ -36,6 +36,7 @@ Must never: change the market, or compute margin itself (the ledger answers chec
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import TYPE_CHECKING
 
 from ..market.ordertime import SessionClock, parse_tws_time
@@ -72,6 +73,7 @@ class Broker:
         self.seq = 0                                      # permId sequence
         self.priority_seq = 0                             # arrival order for time priority
         self.exec_seq = 0
+        self.exec_instance = secrets.randbits(16) or 1     # in every execId: two simulators never share one
         self.bind_seq = 0
         self.auto_bind: "Session | None" = None
         self.reject_reasons: list[str] = []

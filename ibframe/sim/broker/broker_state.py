@@ -94,6 +94,7 @@ def dump(broker: "Broker") -> dict:
         "version": VERSION,
         "next_order_id": broker.gateway.next_order_id,
         "seq": broker.seq, "priority_seq": broker.priority_seq, "exec_seq": broker.exec_seq,
+        "exec_instance": broker.exec_instance,
         "bind_seq": broker.bind_seq,
         "max_ids": {str(k): v for k, v in broker.max_ids.items()},
         "orders": [_live_to_dict(lo) for lo in broker.orders.values()],
@@ -126,6 +127,7 @@ def load(broker: "Broker", state: dict) -> None:
     broker.seq = max(int(state.get("seq", 0)), broker.seq)
     broker.priority_seq = max(int(state.get("priority_seq", 0)), broker.priority_seq)
     broker.exec_seq = max(int(state.get("exec_seq", 0)), broker.exec_seq)
+    broker.exec_instance = int(state.get("exec_instance", broker.exec_instance)) & 0xFFFF or broker.exec_instance
     broker.bind_seq = max(int(state.get("bind_seq", 0)), broker.bind_seq)
     broker.max_ids = {int(k): int(v) for k, v in (state.get("max_ids") or {}).items()}
     broker.gateway.next_order_id = max(broker.gateway.next_order_id, int(state.get("next_order_id", 1)))

@@ -33,7 +33,7 @@ def _execution(broker: "Broker", lo: LiveOrder, buy: bool, qty: float, price: fl
     broker.exec_seq += 1
     o = lo.order
     return ExecutionInfo(
-        execId=make_exec_id(broker.exec_seq, o.orderId, t, leg), time=exec_time(t), acctNumber=o.account,
+        execId=make_exec_id(broker.exec_seq, o.orderId, t, leg, instance=broker.exec_instance), time=exec_time(t), acctNumber=o.account,
         exchange=venue, side="BOT" if buy else "SLD", shares=qty, price=price, permId=lo.perm_id,
         clientId=o.clientId, liquidation=int(lo.liquidation), cumQty=cum, avgPrice=avg, orderRef=o.orderRef,
         modelCode=o.modelCode, lastLiquidity=liquidity)

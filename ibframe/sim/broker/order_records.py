@@ -349,13 +349,15 @@ def _is_peg_mid(order_type: str) -> bool:
 
 # --- ids -------------------------------------------------------------------------------------------
 
-def make_exec_id(seq: int, order_id: int, epoch: float, leg: int = 1, revision: int = 1) -> str:
+def make_exec_id(seq: int, order_id: int, epoch: float, leg: int = 1, revision: int = 1, instance: int = 0) -> str:
     """A TWS-shaped execId ("0000e215.656d0000.01.01"), unique per (order, fill sequence).
 
-    First block tags the order, second is the 65536-s clock block plus the fill sequence,
-    then the combo leg and the correction revision.
+    First block tags the gateway instance (its upper four digits; 0000 for none) and the order,
+    second is the 65536-s clock block plus the fill sequence, then the combo leg and the
+    correction revision. The instance keeps two simulators' executions apart (TWS's execIds are
+    unique across sessions, and a journal stores each execId once).
     """
-    head = 0xE000 | (order_id & 0x0FFF)
+    head = (instance & 0xFFFF) << 16 | 0xE000 | (order_id & 0x0FFF)
     body = (((int(epoch) >> 16) + (seq >> 16)) << 16 | (seq & 0xFFFF)) & 0xFFFFFFFF
     return f"{head:08x}.{body:08x}.{leg:02d}.{revision:02d}"
 
