@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test fuzz sim run bench clean
+.PHONY: install test fuzz sim run bench sweep clean
 
 install: $(STAMP)
 
@@ -31,6 +31,12 @@ run: install
 
 bench: install
 	$(BIN)/python -m ibframe.bench
+
+# a 20-point grid (fast 3-6 x slow 20-40 step 5) over the checked-in recording, one Dask task each, on this machine
+sweep: install
+	mkdir -p var
+	$(BIN)/python -m ibframe.sweep config/ma_cross.yaml --param fast=3:6 --param slow=20:40:5 \
+		--recordings 'recordings/*.jsonl.gz' --fills simulated --out var/sweep.parquet
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

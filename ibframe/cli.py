@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "report": ("ibframe.report.cli", "write an HTML report (equity, fills on the NBBO, execution quality) of a "
                                      "journal or a replayed recording"),
     "history": ("ibframe.history_cli", "download historical bars (chunked, paced, cached) into Parquet or CSV"),
+    "sweep": ("ibframe.sweep.cli", "replay recordings under a grid of strategy parameters on Dask; results to Parquet"),
     "bench": ("ibframe.bench.__main__", "run the benchmarks and print their table"),
 }
 

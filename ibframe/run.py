@@ -142,6 +142,7 @@ class Runner:
         self.install_supervisor()                 # reconnect, resubscribe, reconcile (live runs)
         self.engine.subscribe_account()
         self.check_leftovers()                    # an earlier run's working orders: before any strategy may trade
+        self.before_strategies_start()
         for strategy in self.strategies:
             try:
                 self.engine.on_dispatch(strategy._start)
@@ -153,6 +154,10 @@ class Runner:
         self._gc_settled = True
         log.debug("garbage collector: policy %s, %d objects frozen, thresholds %s", self.cfg.gc, gc_state.frozen,
                   gc_state.thresholds)
+
+    def before_strategies_start(self) -> None:
+        """For subclasses: the rails, the account and the leftover check are done, no strategy has started yet
+        (a sweep starts its equity sampler here). Nothing by default."""
 
     def check_leftovers(self) -> None:
         """Working orders an earlier run left under this client id: cancelled, adopted or left by `orders:

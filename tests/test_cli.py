@@ -18,7 +18,7 @@ def ibframe(*args: str) -> subprocess.CompletedProcess:
 def test_help_lists_every_command_with_what_it_does():
     out = ibframe("--help")
     assert out.returncode == 0
-    for name in ("run", "sim", "replay", "journal", "report", "history", "bench"):
+    for name in ("run", "sim", "replay", "journal", "report", "history", "sweep", "bench"):
         assert f"  {name} " in out.stdout, out.stdout
     assert "ibframe run config/ma_cross.yaml" in out.stdout
 

@@ -21,6 +21,8 @@ applied) and a run that did not is marked as failed, never averaged in. The case
 10. latency_load — tick → order on one instrument while 50 others stream at 50,000 msgs/s (10,000 with
     --quick; ibframe, ib_async).
 11. order_encoding — ibapi's placeOrder text vs the lean encoder (µs per order).
+12. sweep      — a parameter sweep's tasks on LocalCluster(2 workers) vs a sequential loop: speed-up, and per
+    task start-up vs replay vs Dask's overhead.
 
 Must never: be imported by the framework, or put a timing assertion into the test suite (the smoke
 test runs --quick and checks only that every case ran and verified its counts).
@@ -31,7 +33,7 @@ import statistics
 from dataclasses import dataclass, field
 
 CASES = ("throughput", "latency", "book", "replay_speed", "memory", "historical", "journal_speed", "risk_gate",
-         "writer_speed", "latency_load", "order_encoding")
+         "writer_speed", "latency_load", "order_encoding", "sweep")
 
 
 @dataclass(slots=True)

@@ -175,7 +175,8 @@ class ReplayRunner(Runner):
         return result
 
 
-def _check_version(rec: Recording) -> None:
+def check_version(rec: Recording) -> None:
+    """ReplayError when the installed ibapi cannot decode the recording's server version."""
     v = rec.header.server_version
     if not MIN_CLIENT_VER <= v <= MAX_CLIENT_VER:
         raise ReplayError(f"{rec.path}: recorded at server version {v}, which this ibapi's Decoder does not know "
@@ -200,7 +201,7 @@ def prepare(recording: str | Path | Recording, config: str | Path | RunConfig, *
         rec = recording if isinstance(recording, Recording) else Recording(recording)
     except RecordingError as exc:
         raise ReplayError(str(exc)) from None
-    _check_version(rec)
+    check_version(rec)
     cfg = config if isinstance(config, RunConfig) else load_config(config)
     return ReplayRunner(cfg, rec, fills, parse_speed(speed), quiet)
 

@@ -1,0 +1,7 @@
+"""`python -m ibframe.sweep …`: see ibframe.sweep.cli."""
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
