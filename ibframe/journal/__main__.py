@@ -9,6 +9,7 @@ Must never: write to the journal.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -53,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.out:
             frame.to_csv(args.out, index=False)
         else:
-            frame.to_csv(sys.stdout, index=False)
+            try:
+                frame.to_csv(sys.stdout, index=False)
+                sys.stdout.flush()
+            except BrokenPipeError:              # `| head` stopped reading: that is the reader's choice, not an error
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return _done(args.out, len(frame))
     try:
         import pyarrow  # noqa: F401  (pandas' Parquet engine)

@@ -82,6 +82,8 @@ async def _serve(gateway: SimGateway) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # the protobuf codec replays each request on a private ibapi EClient, which logs every REQUEST / SENDING at INFO
+    logging.getLogger("ibapi").setLevel(max(logging.WARNING, logging.getLogger().level))
     if not SIM_MIN_VERSION <= args.max_version <= SIM_MAX_VERSION:
         print(f"--max-version must be within {SIM_MIN_VERSION}..{SIM_MAX_VERSION}", file=sys.stderr)
         return 2
