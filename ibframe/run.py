@@ -423,17 +423,9 @@ def _strategy_summary(s: Strategy, engine: Engine, marks: dict[int, float]) -> l
 
 def _quality_line(trades) -> str:
     """The run's execution quality for one strategy (journal/tca.py's arithmetic), with its signs explained."""
-    import pandas as pd
-    rows = [{"time": t.placed_at, "strategy": t.strategy, "order_id": t.order_id, "exec_id": f.exec_id,
-             "symbol": t.contract.symbol, "sec_type": t.contract.secType, "side": f.side, "shares": f.shares,
-             "price": f.price, "multiplier": str(multiplier(t.contract)), "commission": f.commission,
-             "arrival_bid": t.arrival_bid, "arrival_ask": t.arrival_ask}
-            for t in trades if not t.is_combo for f in t.fills]
-    if not rows:
+    q = tca.of_trades(trades, multiplier)
+    if q is None:
         return ""
-    frame = pd.DataFrame(rows)
-    frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
-    q = tca.aggregate(tca.fill_figures(frame))
     if q["fills"] == q["fills_without_quote"]:
         return f"   execution quality: none of the {_count(q['fills'], 'fill')} had a quote at arrival to measure against"
     text = (f"   execution quality: slippage vs the arrival mid {q['slippage_bps'] + 0.0:+.1f} bps (+ = cost), "

@@ -86,7 +86,7 @@ def fill_figures(raw: pd.DataFrame) -> pd.DataFrame:
             f[col] = None
     for col in ("shares", "price", "arrival_bid", "arrival_ask", "fill_bid", "fill_ask", "commission"):
         f[col] = pd.to_numeric(f[col], errors="coerce").astype("float64")
-    f["multiplier"] = [_multiplier(m) for m in f["multiplier"]]
+    f["multiplier"] = [multiplier_number(m) for m in f["multiplier"]]
     for moment in ("arrival", "fill"):
         _keep_usable(f, f"{moment}_bid", f"{moment}_ask")
     f.loc[f["arrival_bid"].isna(), "arrival_source"] = None
@@ -102,6 +102,21 @@ def fill_figures(raw: pd.DataFrame) -> pd.DataFrame:
     f["notional"] = f["price"] * f["shares"] * f["multiplier"]
     f["day"] = f["time"].dt.tz_convert(NEW_YORK).dt.date if len(f) else pd.Series(dtype="object")
     return f[FILL_COLUMNS].reset_index(drop=True)
+
+
+def of_trades(trades, multiplier) -> dict | None:
+    """`aggregate` over in-process Trades' fills (combos left out), before anything is journaled: the run
+    summary's and a sweep's figures. `multiplier(contract)` gives a contract's price multiplier. None: no fill."""
+    rows = [{"time": t.placed_at, "strategy": t.strategy, "order_id": t.order_id, "exec_id": f.exec_id,
+             "symbol": t.contract.symbol, "sec_type": t.contract.secType, "side": f.side, "shares": f.shares,
+             "price": f.price, "multiplier": str(multiplier(t.contract)), "commission": f.commission,
+             "arrival_bid": t.arrival_bid, "arrival_ask": t.arrival_ask}
+            for t in trades if not t.is_combo for f in t.fills]
+    if not rows:
+        return None
+    frame = pd.DataFrame(rows)
+    frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
+    return aggregate(fill_figures(frame))
 
 
 def _keep_usable(f: pd.DataFrame, bid: str, ask: str) -> None:
@@ -135,7 +150,7 @@ def aggregate(fill_rows: pd.DataFrame) -> dict:
             "fills_without_quote": int(len(fill_rows) - len(quoted))}
 
 
-def _multiplier(text) -> float:
+def multiplier_number(text) -> float:
     """A contract's multiplier as a number: 1 when empty or unreadable (stocks, FX)."""
     try:
         value = float(text)

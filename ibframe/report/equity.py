@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..journal.tca import multiplier_number
+
 SIGNS = {"BOT": 1.0, "BUY": 1.0, "SLD": -1.0, "SELL": -1.0}
 TRADE_COLUMNS = ["at", "strategy", "instrument", "label", "side", "shares", "price", "multiplier", "commission",
                  "signed", "cash"]
@@ -66,7 +68,7 @@ def trades(executions: pd.DataFrame) -> pd.DataFrame:
     out["label"] = [_label(s, ls, c) for s, ls, c in zip(e["symbol"], e["local_symbol"], e["con_id"])]
     for col in ("shares", "price", "commission"):
         out[col] = pd.to_numeric(e[col], errors="coerce").astype("float64")
-    out["multiplier"] = [multiplier(m) for m in e["multiplier"]]
+    out["multiplier"] = [multiplier_number(m) for m in e["multiplier"]]
     out["signed"] = out["side"].map(SIGNS).astype("float64") * out["shares"]
     out = out[out["signed"].notna() & np.isfinite(out["price"]) & out["at"].notna()]
     out["cash"] = -out["signed"] * out["price"] * out["multiplier"] - out["commission"].fillna(0.0)
@@ -175,15 +177,6 @@ def instrument_keys(frame: pd.DataFrame) -> list[str]:
     ids = pd.to_numeric(frame["con_id"], errors="coerce") if "con_id" in frame else pd.Series(np.nan, frame.index)
     symbols = frame["symbol"] if "symbol" in frame else pd.Series("", frame.index)
     return [f"{int(c)}" if c == c and c > 0 else f"symbol:{s}" for c, s in zip(ids, symbols)]
-
-
-def multiplier(text) -> float:
-    """A contract's multiplier as a number: 1 when empty or unreadable (stocks, FX)."""
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        return 1.0
-    return value if math.isfinite(value) and value > 0 else 1.0
 
 
 def ns(times: pd.Series) -> np.ndarray:

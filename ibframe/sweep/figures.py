@@ -86,18 +86,10 @@ def sharpe(samples: list[float]) -> float:
 
 
 def tca_summary(trades) -> dict:
-    """tca.aggregate over the strategy's (non-combo) fills, as ibframe.run's execution-quality line builds it."""
-    import pandas as pd
-    rows = [{"time": t.placed_at, "strategy": t.strategy, "order_id": t.order_id, "exec_id": f.exec_id,
-             "symbol": t.contract.symbol, "sec_type": t.contract.secType, "side": f.side, "shares": f.shares,
-             "price": f.price, "multiplier": str(multiplier(t.contract)), "commission": f.commission,
-             "arrival_bid": t.arrival_bid, "arrival_ask": t.arrival_ask}
-            for t in trades if not t.is_combo for f in t.fills]
-    if not rows:
+    """tca.aggregate over the strategy's (non-combo) fills, as the run summary's execution-quality line has it."""
+    q = tca.of_trades(trades, multiplier)
+    if q is None:
         return {"slippage_bps": math.nan, "savings": 0.0, "notional": 0.0, "fills_without_quote": 0}
-    frame = pd.DataFrame(rows)
-    frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
-    q = tca.aggregate(tca.fill_figures(frame))
     return {"slippage_bps": q["slippage_bps"], "savings": q["savings"], "notional": q["notional"],
             "fills_without_quote": q["fills_without_quote"]}
 
