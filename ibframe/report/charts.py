@@ -52,19 +52,11 @@ def equity_chart(eq: Equity, end: pd.Timestamp | None = None) -> Chart:
     title = "Equity and drawdown per strategy"
     if eq.equity.empty:
         return Chart("equity", title, None, "No fills in the journal: no equity curve.")
-    fig = Figure(figsize=(WIDTH, 5.5), dpi=DPI)
-    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
-    for strategy, g in eq.equity.groupby("strategy", sort=True):
-        t, (equity, drawdown) = run_on(g["time"], end, g["equity"], g["drawdown"])
-        top.step(t, equity, where="post", label=plain(strategy))
-        bottom.fill_between(t, drawdown, 0, step="post", alpha=0.4, label=plain(strategy))
+    fig, top = _curves_with_drawdown(((plain(strategy), g) for strategy, g in eq.equity.groupby("strategy", sort=True)),
+                                     end, 5.5, "equity (P&L, currency)")
     top.axhline(0, color="grey", lw=0.7)
-    top.set_ylabel("equity (P&L, currency)")
-    top.legend(loc="best", fontsize="small")
-    bottom.set_ylabel("drawdown")
-    _time_axis(bottom)
     return Chart("equity", title, png(fig), "Realized cash flows less commissions plus the open position marked "
-                                            "to the latest quote mid (the latest fill price before any quote).")
+                                            "to the latest price seen: a quote's mid, or a fill when that came later.")
 
 
 def account_chart(eq: Equity, end: pd.Timestamp | None = None) -> Chart:
@@ -78,19 +70,27 @@ def account_chart(eq: Equity, end: pd.Timestamp | None = None) -> Chart:
         return Chart("account", title, None, f"Too few account snapshots for a curve: NetLiquidation {seen} (New York "
                                              f"time). The journal takes one every journal.snapshot_every (1 minute by "
                                              f"default) and one at the end.")
-    fig = Figure(figsize=(WIDTH, 4.5), dpi=DPI)
-    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
-    for (acct, cur), g in eq.account.groupby(["account", "currency"], sort=True):
-        t, (equity, drawdown) = run_on(g["time"], end, g["equity"], g["drawdown"])
-        top.step(t, equity, where="post", label=plain(f"{acct} {cur}".strip()))
-        bottom.fill_between(t, drawdown, 0, step="post", alpha=0.4)
-    top.set_ylabel("NetLiquidation")
+    groups = eq.account.groupby(["account", "currency"], sort=True)
+    fig, top = _curves_with_drawdown(((plain(f"{acct} {cur}".strip()), g) for (acct, cur), g in groups), end, 4.5,
+                                     "NetLiquidation")
     top.ticklabel_format(axis="y", useOffset=False, style="plain")
+    return Chart("account", title, png(fig), "From the journal's account snapshots: everything in the account, "
+                                             "not only this run's strategies.")
+
+
+def _curves_with_drawdown(labelled, end, height: float, ylabel: str):
+    """A figure of step curves (`equity` of each labelled frame) over their drawdowns; returns it and the top axes."""
+    fig = Figure(figsize=(WIDTH, height), dpi=DPI)
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    for label, g in labelled:
+        t, (equity, drawdown) = run_on(g["time"], end, g["equity"], g["drawdown"])
+        top.step(t, equity, where="post", label=label)
+        bottom.fill_between(t, drawdown, 0, step="post", alpha=0.4)
+    top.set_ylabel(ylabel)
     top.legend(loc="best", fontsize="small")
     bottom.set_ylabel("drawdown")
     _time_axis(bottom)
-    return Chart("account", title, png(fig), "From the journal's account snapshots: everything in the account, "
-                                             "not only this run's strategies.")
+    return fig, top
 
 
 def positions_chart(eq: Equity, end: pd.Timestamp | None = None) -> Chart:

@@ -89,8 +89,8 @@ def _results(eq: Equity) -> str:
             + table(["strategy", "fills", "bought", "sold", "commission", "P&L (equity at the end)",
                      "worst drawdown", "positions at the end"], rows, numeric={1, 2, 3, 4, 5, 6})
             + "<p class=\"note\">P&amp;L = realized cash flows less commissions plus the open position marked to the "
-              "latest quote mid (the latest fill price before any quote), positions counted from flat at the start "
-              "of the journal's rows.</p>")
+              "latest price seen (a quote's mid, or a fill when that came later), positions counted from flat at "
+              "the start of the journal's rows.</p>")
 
 
 def _chart(chart: Chart) -> str:
