@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from .config import RunConfig
-from .journal import Journal, install as install_journal
+from .journal import Journal, install as install_journal, reconcile
+from .journal.readback import ReadBack
 from .risk import kill
 from .risk.base import GLOBAL
 from .risk.layer import RiskLayer
@@ -29,20 +30,30 @@ class Rails:
     journal: Journal | None
     risk: RiskLayer
     kill_switch: kill.KillSwitch
+    read_back: dict | None = None        # what the journal answered at start (the recording keeps it for a replay)
 
     @classmethod
-    def install(cls, engine, cfg: RunConfig, strategies: Callable[[], Sequence], live: bool = True) -> "Rails":
+    def install(cls, engine, cfg: RunConfig, strategies: Callable[[], Sequence], live: bool = True,
+                past=None) -> "Rails":
         """After the strategies are built, before any of them starts (so no order can pass unguarded).
+
+        `past` answers what a run reads back from its journal at start (the last execution, the PDT window's
+        executions); default the journal itself, through a ReadBack that keeps the answers (`read_back`).
 
         Raises JournalError (the journal file cannot be opened) or kill.KillFileExists (a kill file is
         still there from an earlier kill): the runner turns both into a one-line error.
         """
-        journal = install_journal(engine, cfg.journal, engine.account)
+        journal = install_journal(engine, cfg.journal, engine.account, reconcile_now=False)
+        read_back = None
+        if journal is not None:
+            if past is None:
+                past = read_back = ReadBack(journal)
+            reconcile(engine, journal, past)
         layer = RiskLayer.install(engine, cfg.risk, strategies())
         if journal is not None:
             layer.events.append(journal.record_risk_event)
             if layer.pdt is not None:
-                counted = layer.pdt.load_journal(journal)
+                counted = layer.pdt.load_journal(past)
                 log.info("pdt guard: %d executions of the last business days read back from the journal", counted)
         kill_cfg = (cfg.risk.kill if cfg.risk is not None and cfg.risk.kill is not None else kill.KillConfig())
         if not live:
@@ -50,7 +61,7 @@ class Rails:
         switch = kill.install(engine, layer.states, kill_cfg, strategies, cfg.state_dir)
         if layer.margin is not None and layer.margin.config.flatten_on_halt:
             layer.margin.flatten = lambda _reason: switch.halting.flatten(GLOBAL)
-        return cls(journal, layer, switch)
+        return cls(journal, layer, switch, read_back.seen if read_back is not None else None)
 
     def finish(self, engine, on_stop: str) -> None:
         """At the end of a run, after the strategies stopped: no more kills, then cancel or leave what works."""

@@ -23,6 +23,7 @@ from .contracts import ContractError, label
 from . import gc_policy
 from .engine import Engine
 from .journal import JournalError, tca
+from .journal.readback import MARK as READ_BACK_MARK
 from .params import check_params
 from .rails import Rails
 from .record import Recorder
@@ -207,9 +208,17 @@ class Runner:
     def install_rails(self) -> None:
         """The safety rails on the connected engine (a replay overrides `live`: no journal or kill file)."""
         try:
-            self.rails = Rails.install(self.engine, self.cfg, lambda: self.strategies, live=self.live)
+            self.rails = Rails.install(self.engine, self.cfg, lambda: self.strategies, live=self.live,
+                                       past=self.journal_past())
         except (JournalError, KillFileExists) as exc:
             raise RunError(str(exc)) from None
+        if self.rails.read_back is not None:       # a replay of this recording reads back the same
+            self.mark(READ_BACK_MARK, **self.rails.read_back)
+
+    def journal_past(self):
+        """What answers the start-up read-back from the journal (journal/readback.py): None, the journal itself
+        (a replay gives the live run's answers)."""
+        return None
 
     def install_supervisor(self) -> None:
         """The connection supervisor, telling each strategy (with its on_disconnect policy) what happens."""
@@ -239,10 +248,10 @@ class Runner:
         engine.conn.lag_warning = connection.lag_warning
         return engine
 
-    def mark(self, name: str) -> None:
-        """Name a point of the run in the recording, if one is being made."""
+    def mark(self, name: str, **info) -> None:
+        """Name a point of the run in the recording (with `info`, plain JSON), if one is being made."""
         if self.recorder is not None:
-            self.recorder.mark(name)
+            self.recorder.mark(name, **info)
 
     def settle(self) -> None:
         """Let the last fills and statuses arrive after the strategies stopped."""

@@ -376,3 +376,18 @@ def test_journal_config_reads_the_yaml_section_and_names_bad_keys():
                        ("on", "journal: must be a mapping")):
         with pytest.raises(ValueError, match=where):
             JournalConfig.from_mapping(raw, _fail)
+
+
+def test_what_a_run_reads_back_at_start_survives_the_recording_for_a_replay(tmp_path):
+    # ReadBack keeps the journal's answers as plain JSON (the recording's journal_read mark); Replayed gives them back
+    from ibframe.journal.readback import ReadBack, Replayed
+    path = tmp_path / "j.sqlite"
+    _fixture_journal(path)
+    book = Journal(path)
+    live = ReadBack(book)
+    last, rows = live.last_execution_time(), live.day_trade_executions("2026-11-17")
+    assert last == book.last_execution_time() and len(rows) == 3          # the BAG's own execution left out
+    replayed = Replayed(json.loads(json.dumps(live.seen)))
+    assert replayed.last_execution_time() == last
+    assert replayed.day_trade_executions("2026-11-17", "DU1") == rows
+    assert Replayed({}).last_execution_time() is None and Replayed({}).day_trade_executions(0) == []

@@ -26,8 +26,9 @@ from ibframe.dispatch import Dispatcher, VirtualClock
 from ibframe.ids import REQUEST_ID_BASE
 from ibframe.record import Recording, RecordingError, event_to_payload, payload_to_event, write_recording
 from ibframe.replay import ReplayError, main as replay_main, parse_speed, replay
-from replay_fixtures import (BUY_ON_NTH, CHECKED_IN, buy_on_nth_config, record_session,  # noqa: F401
-                             recorded_session, replayed_session, session_config, without_rail_requests)
+from replay_fixtures import (BUY_ON_NTH, CHECKED_IN, FIXED_EPOCH, buy_on_nth_config, record_live,  # noqa: F401
+                             record_session, recorded_session, replayed_session, session_config, session_done,
+                             without_rail_requests)
 
 ROOT = Path(__file__).resolve().parents[1]
 AAPL = 265598
@@ -58,7 +59,9 @@ def test_recording_is_documented_json_lines_with_a_full_header(replayed_session)
     assert lines[1]["fields"][0] == "71"                         # START_API is the first message out
     frames = [x for x in lines if x["type"] in ("in", "out")]
     assert all(("fields" in x or "raw" in x) and "wall" in x and "mono" in x for x in frames)
-    assert [x["name"] for x in lines if x["type"] == "mark"] == ["leftovers", "started", "stop"]
+    assert [x["name"] for x in lines if x["type"] == "mark"] == ["journal_read", "leftovers", "started", "stop"]
+    read = next(x for x in lines if x["type"] == "mark" and x["name"] == "journal_read")
+    assert read["last_execution_time"] is None                       # a fresh journal: nothing to read back
     monos = [x["mono"] for x in lines[1:]]
     assert monos == sorted(monos)
     placed = [x["fields"] for x in lines if x["type"] == "out" and x["fields"][0] == "3"]
@@ -122,6 +125,24 @@ def test_simulated_fills_answer_text_and_protobuf_orders_alike(record_session, v
     assert all(t.fills and t.fills[0].commission == 1.0 for t in s.trades)
     assert sorted(f[1] for f in s.fills) == ["BOT", "SLD"] and result.engine.portfolio.position(AAPL) == 0.0
     assert result.synthesized > 0 and result.divergences == [] and result.problems == []
+
+
+def test_a_replay_reads_back_what_the_live_run_read_from_its_journal(make_gateway, tmp_path):
+    # the second live run starts with a journal holding the first one's executions: it reconciles from its last
+    # one and its PDT guard counts them; the replay (an empty journal of its own) must ask and count the same
+    from ibframe.replay import prepare
+    from ibframe.replay.runner import run_prepared
+    gw = make_gateway(seed=11, start_time=FIXED_EPOCH)
+    record_live(gw, buy_on_nth_config(tmp_path), tmp_path / "first.jsonl.gz", session_done)
+    second = tmp_path / "second.jsonl.gz"
+    record_live(gw, buy_on_nth_config(tmp_path), second, session_done)
+    read = Recording(second).mark_data["journal_read"]
+    assert read["last_execution_time"] is not None
+
+    runner = prepare(second, buy_on_nth_config(tmp_path / "elsewhere"))
+    result = run_prepared(runner, None)
+    assert result.divergences == [] and result.problems == []
+    assert runner.rails.read_back is None                  # the replay answered from the mark, not its own journal
 
 
 def test_a_finished_replay_lets_its_engine_go():

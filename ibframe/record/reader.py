@@ -181,6 +181,7 @@ class Recording:
         self.end_time: float | None = None
         self.last_frame_line = 0              # the last 'in' line (requests after it were made while stopping)
         self.marks: set[str] = set()          # the names of the live run's marks ("started", "leftovers", …)
+        self.mark_data: dict[str, dict] = {}  # name -> the first such mark's line (its info: e.g. journal_read)
         lines = _lines(self.path)
         try:
             first = next(lines, None)
@@ -205,6 +206,7 @@ class Recording:
                         self.requests.append(event)
                 elif event.type == "mark":
                     self.marks.add(event.name)
+                    self.mark_data.setdefault(event.name, event.data)
                 elif event.type == "end":
                     self.complete = True
         except RecordingError as exc:

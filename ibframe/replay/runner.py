@@ -110,6 +110,14 @@ class ReplayRunner(Runner):
         self.feeder.mark_handlers.update({"connection_lost": supervisor.socket_lost,
                                           "reconnected": supervisor.reconnected})
 
+    def journal_past(self):
+        """The live run's answers to what it read back from its journal at start (its last execution, the PDT
+        window's executions), from the recording: the same reconciliation request and day-trade count. None for a
+        recording made before ibframe kept them: the replay's empty journal answers, and may diverge there."""
+        from ..journal.readback import MARK, Replayed
+        mark = self.recording.mark_data.get(MARK)
+        return Replayed(mark) if mark is not None else None
+
     def leftover_check_due(self) -> bool:
         """Only where the live run made it (its requests are in the recording)."""
         return "leftovers" in self.recording.marks
