@@ -47,7 +47,7 @@ class RunLost(RuntimeError):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ibframe.run", description="Run ibframe strategies from a YAML file.")
+    p = argparse.ArgumentParser(prog="ibframe run", description="Run ibframe strategies from a YAML file.")
     p.add_argument("config", help="strategy YAML (see config/)")
     p.add_argument("--duration", help="stop after this long, e.g. 60s, 5m (default: the config's, else Ctrl-C)")
     p.add_argument("--gateway", help="'sim' (embedded simulator) or HOST:PORT of TWS / IB Gateway")
@@ -329,7 +329,8 @@ class Runner:
             from .report import build_report
             started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started_at))
             path = build_report(journal.path, report_dir(self.cfg.state_dir, self.started_at),
-                                f"ibframe run {Path(self.cfg.source).name}, started {started} (this machine's time)", since=self.started_at)
+                                f"ibframe run {Path(self.cfg.source).name}, started {started} (this machine's time)",
+                                since=self.started_at)
         except Exception as exc:
             log.warning("the run's report could not be built (%s: %s); the journal %s has it all: python -m "
                         "ibframe.report %s --since '%s'", type(exc).__name__, exc, journal.path, journal.path,

@@ -20,7 +20,7 @@ TABLE_NAMES = tuple(TABLES)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ibframe.journal", description="Read or export an ibframe journal.")
+    p = argparse.ArgumentParser(prog="ibframe journal", description="Read or export an ibframe journal.")
     p.add_argument("file", help="the journal, e.g. var/journal-DU1234567.sqlite")
     p.add_argument("--export", choices=("csv", "parquet"), help="write one table in this format")
     p.add_argument("--table", choices=TABLE_NAMES, default="executions", help="the table (default executions)")

@@ -20,7 +20,7 @@ from .runner import ReplayRunner, prepare, run_prepared
 # --- command line ------------------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ibframe.replay",
+    p = argparse.ArgumentParser(prog="ibframe replay",
                                 description="Replay a recorded session (python -m ibframe.run --record) into "
                                             "the strategies of a YAML file, on a virtual clock.")
     p.add_argument("recording", help="a recording (.jsonl or .jsonl.gz)")

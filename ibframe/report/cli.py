@@ -40,7 +40,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ibframe.report", description=DESCRIPTION, epilog=EPILOG,
+    p = argparse.ArgumentParser(prog="ibframe report", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", metavar="JOURNAL|RECORDING", help="a run's journal (.sqlite) or a recording "
                                                                "(.jsonl / .jsonl.gz)")

@@ -35,7 +35,7 @@ def parse_start(text: str) -> float | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ibframe.sim",
+    p = argparse.ArgumentParser(prog="ibframe sim",
                                 description="A simulated TWS / IB Gateway speaking the real TWS API protocol.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7497, help="port (default 7497, TWS paper)")

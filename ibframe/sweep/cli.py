@@ -20,7 +20,7 @@ SHOWN = 5                               # best parameter sets printed after a sw
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m ibframe.sweep",
+        prog="ibframe sweep",
         description="Replay recordings under every combination of strategy parameters, each (parameter set, "
                     "recording) one Dask task; results to Parquet.",
         epilog="VALUES: a:b (whole numbers a to b, both included), a:b:step (e.g. 20:60:10 or 0.5:2:0.5), a list "

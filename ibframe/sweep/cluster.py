@@ -36,7 +36,7 @@ LOG_EVERY = 10.0                       # seconds between progress lines (ibframe
 ADDRESS = re.compile(r"^((tcp|tls|ws|wss|ucx)://)?[^\s/]+:\d{1,5}$")        # tcp://HOST:PORT (or HOST:PORT)
 WARM_MODULES = ("pandas", "ibframe.replay", "ibframe.replay.paper_fills", "ibframe.sim.broker.order_answers_wire",
                 "ibframe.sim.broker.order_records", "ibframe.sim.broker.order_requests_wire",
-                "ibframe.sim.protocol.wire", "ibframe.journal.tca", "ibframe.sweep.task")
+                "ibframe.sim.protocol.wire", "ibframe.sim.protocol.codec", "ibframe.journal.tca", "ibframe.sweep.task")
 START_HINT = ("start one with `dask scheduler` (it listens on tcp://HOST:8786) and `dask worker tcp://HOST:8786` "
               "on each machine, with ibframe and the strategy modules installed there; or leave out --scheduler to "
               "run on this machine")
