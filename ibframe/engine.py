@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, TimeoutError as FutureTimeout
 from pathlib import Path
 
 from ibapi.contract import Contract, ContractDetails
@@ -258,6 +258,24 @@ class Engine:
         symbols = list(dict.fromkeys(q.symbol for q, *_ in qualified))
         return Combo(combo.symbol or ",".join(symbols), qualified, combo.exchange or "SMART",
                      combo.currency or (currencies[0] if currencies else "USD"))
+
+    def gateway_time(self, timeout: float = 5.0) -> float:
+        """The gateway's clock in epoch seconds (reqCurrentTime): TWS's own time, or the simulator's, which may be
+        pinned to another day. Blocking (not from strategy callbacks); this machine's clock, with a warning, when
+        no answer comes within `timeout` seconds."""
+        self._not_on_dispatch("gateway_time")
+        future: Future = Future()
+
+        def ask() -> None:
+            self.router.current_time_waiters.append(future)
+            self.conn.reqCurrentTime()
+        self.on_dispatch(ask)
+        try:
+            return future.result(timeout)
+        except FutureTimeout:
+            log.warning("the gateway did not tell its time within %gs (reqCurrentTime): using this machine's clock",
+                        timeout)
+            return self.clock.now()
 
     def live_quote(self, con_id: int) -> Quote | None:
         """The Quote of the instrument's live market-data line, or None when no line is open for it now."""

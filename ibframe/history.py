@@ -222,7 +222,7 @@ def _fetch(engine, contract, chunks: list[Chunk], size: str, what: str, use_rth:
            bar: Progress, timeout: float) -> list[pd.DataFrame]:
     frames: list[pd.DataFrame | None] = [None] * len(chunks)
     todo: list[int] = []
-    now = pd.Timestamp(engine.clock.now(), unit="s", tz="UTC")
+    now = pd.Timestamp(engine.gateway_time(), unit="s", tz="UTC")     # the gateway's now: a simulator's may be pinned
     for i, chunk in enumerate(chunks):
         cached = _read(folder / f"{chunk.name()}.parquet") if folder is not None else None
         if cached is not None:

@@ -98,6 +98,7 @@ class Router(EWrapper):
         self.accounts: list[str] = []
         self.next_valid_id: int | None = None
         self.next_valid_id_hooks: list[Callable[[int], None]] = []
+        self.current_time_waiters: list[Future] = []   # reqCurrentTime has no id: its next answer serves them all
         self.ready = threading.Event()
         self.connection_closed = threading.Event()
         self.unknown_ids = 0
@@ -500,6 +501,10 @@ class Router(EWrapper):
 
     def currentTime(self, time) -> None:
         log.debug("TWS time %s", time)
+        waiters, self.current_time_waiters = self.current_time_waiters, []
+        for future in waiters:
+            if not future.done():
+                future.set_result(float(time))
 
     # --- orders and account: delegated --------------------------------------------------------------
     def openOrder(self, orderId, contract, order, orderState) -> None:

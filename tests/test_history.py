@@ -188,6 +188,27 @@ def test_the_open_last_chunk_is_never_cached(make_gateway, tmp_path):
         engine.stop()
 
 
+def test_now_is_the_gateways_clock_not_this_machines(make_gateway, tmp_path):
+    """An engine on this machine's clock (as `ibframe run` has) against a simulator pinned to another day: the
+    gateway's now decides which chunk is still open, so nothing after it is asked for or cached as complete."""
+    gw = make_gateway(speed=20, step_seconds=0.5)
+    engine = Engine("127.0.0.1", gw.port, client_id=762, state_dir=tmp_path).start()
+    try:
+        install(engine)
+        spy = engine.qualify(Stock("SPY"))
+        now = pd.Timestamp(gw.now(), unit="s", tz="UTC")
+        assert abs(engine.clock.now() - gw.now()) > 86400          # the two clocks are days apart
+        start, end = now.floor("h") - timedelta(hours=2), now.floor("h") + timedelta(hours=2)
+        with AnswerCounter(gw, engine.client_id) as answers:
+            frame = history(engine, spy, start, end, "5 secs", what="MIDPOINT")
+            assert answers.count == 3                      # two finished hours and the open one; none after now
+        later = pd.Timestamp(gw.now(), unit="s", tz="UTC")
+        assert frame.index[-1] <= later and len(frame) > 2 * 720
+        assert len(list((tmp_path / "history").rglob("*.parquet"))) == 2     # the open hour is not cached
+    finally:
+        engine.stop()
+
+
 # --- bad input and failures -----------------------------------------------------------------------------------
 
 def test_bad_input_is_refused_with_what_to_do(engine):
