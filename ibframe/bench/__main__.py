@@ -101,7 +101,7 @@ def table(results: list[CaseResult], info: dict, quick: bool) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="ibframe bench", description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="small sizes and 2 runs per part (about a minute)")
+    p.add_argument("--quick", action="store_true", help="small sizes and 2 runs per part (a few minutes)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument("--repeat", type=int, help="runs per part (default 5, 2 with --quick; the stock client 3)")
     p.add_argument("--case", action="append", choices=CASES, help="run only this case (repeatable)")
