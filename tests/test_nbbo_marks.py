@@ -111,6 +111,8 @@ def test_a_live_line_is_the_arrival_quote_and_is_sampled_on_the_timer(live):
     assert all(a != b for a, b in zip(seen, seen[1:]))          # an unchanged quote is not sampled again
     fills = quotes_of(journal, why="fill")
     assert set(fills.source) == {"line"} and set(fills.exec_id) == {f.exec_id for f in sold.fills}
+    assert str(quotes_of(journal).order_id.dtype) == "Int64"         # ids stay integers beside the samples' NULLs
+    assert set(fills.order_id) == {sold.order_id}
 
     tca = Journal(journal.path).tca()
     assert set(tca.arrival_source) == {"line"} and (tca.side == "SLD").all()

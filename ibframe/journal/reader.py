@@ -96,6 +96,9 @@ def table_frame(conn: sqlite3.Connection, table: str, since=None, strategy: str 
         where, params = _where(since, strategy, table)
         sql = f"SELECT * FROM {table}{where} ORDER BY id"
     frame = query(conn, sql, params)
+    for col, kind in TABLES[table]:          # an INTEGER column with NULLs stays integers (pandas' nullable Int64)
+        if kind.startswith("INTEGER") and col in frame.columns and frame[col].dtype == "float64":
+            frame[col] = frame[col].astype("Int64")
     return frame.drop(columns=["id"], errors="ignore")
 
 
