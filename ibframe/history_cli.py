@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 from ibapi.contract import Contract
 
-from .config import LIVE_PORTS, ConfigError, GatewayConfig, RunConfig, load_config
+from .config import ConfigError, GatewayConfig, RunConfig, gateway_option, load_config
 from .contracts import ContractError, from_mapping, label
 from .history import HistoryError, check_request, history, plan_chunks
 from .pacing import PacingLimits
@@ -164,26 +164,13 @@ def _config_instrument(cfg: RunConfig, name: str | None) -> Contract:
 
 
 def _gateway(args, configured: GatewayConfig) -> GatewayConfig:
-    text = args.gateway
-    if text is None:
-        gw = GatewayConfig(configured.kind, configured.host, configured.port, args.client_id,
-                           configured.live or args.live)
-    elif text == "sim":
-        gw = GatewayConfig(client_id=args.client_id)
-    else:
-        host, _, port = text.rpartition(":")
-        if not host or not port.isdigit():
-            raise ValueError(f"--gateway {text!r}: write 'sim' (the embedded simulator) or HOST:PORT, e.g. "
-                             f"127.0.0.1:7497 for TWS paper trading")
-        gw = GatewayConfig("tws", host, int(port), args.client_id, args.live)
-    if gw.kind != "sim" and not 1 <= gw.port <= 65535:
-        raise ValueError(f"--gateway {gw.host}:{gw.port}: {gw.port} is not a TCP port (TWS paper 7497, IB Gateway "
-                         f"paper 4002)")
-    if gw.kind != "sim" and gw.port in LIVE_PORTS and not gw.live:
-        raise ValueError(f"--gateway {gw.host}:{gw.port}: {gw.port} is a LIVE trading port (TWS 7496, IB Gateway "
-                         f"4001); pass --live to read history from it (this command never trades), or use a paper "
-                         f"port (7497/4002)")
-    return gw
+    """--gateway, else the YAML's gateway (default: the embedded simulator), connected as --client-id."""
+    if args.gateway is None:
+        return GatewayConfig(configured.kind, configured.host, configured.port, args.client_id,
+                             configured.live or args.live)
+    return gateway_option(args.gateway, args.client_id, args.live,
+                          live_hint="pass --live to read history from it (this command never trades), or use a "
+                                    "paper port (7497/4002)")
 
 
 def _default_name(contract: Contract, size: str, what: str, first: pd.Timestamp, last: pd.Timestamp,

@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from .config import ConfigError, GatewayConfig, RunConfig, check_live_port, load_config, parse_duration
+from .config import ConfigError, GatewayConfig, RunConfig, gateway_option, load_config, parse_duration
 from .connection import ConnectError
 from .contracts import ContractError, label
 from . import gc_policy
@@ -500,17 +500,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config)
         if args.duration:
             cfg.duration = parse_duration(args.duration)
-        if args.gateway and args.gateway != "sim":
-            host, _, port = args.gateway.rpartition(":")
-            if not host or not port.isdigit():
-                raise ConfigError("--gateway", "", None, f"{args.gateway!r}: write 'sim' or HOST:PORT")
-            cfg.gateway = GatewayConfig("tws", host, int(port), cfg.gateway.client_id, cfg.gateway.live)
-
-            def fail(_path, message):
-                raise ConfigError("--gateway", "", None, message)
-            check_live_port(cfg.gateway, fail)
-        elif args.gateway == "sim":
-            cfg.gateway = GatewayConfig(client_id=cfg.gateway.client_id)
+        if args.gateway:
+            cfg.gateway = gateway_option(args.gateway, cfg.gateway.client_id, cfg.gateway.live)
         if args.client_id is not None:
             cfg.gateway.client_id = args.client_id
         if args.record:

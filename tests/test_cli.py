@@ -49,3 +49,19 @@ def test_the_console_script_is_installed_beside_the_interpreter():
     assert script.exists(), "pip install -e . (make install) creates the ibframe command"
     out = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "  sim " in out.stdout
+
+
+def test_run_and_history_read_gateway_the_same_way_and_refuse_a_live_port(capsys):
+    from ibframe.history_cli import main as history_main
+    from ibframe.run import main as run_main
+    config = str(ROOT / "config" / "ma_cross.yaml")
+    for main, args, live_hint in ((run_main, [config], "set 'live: true' under gateway"),
+                                  (history_main, ["AAPL", "--start", "2026-11-02", "--end", "2026-11-03"],
+                                   "pass --live")):
+        assert main([*args, "--gateway", "localhost"]) == 2
+        assert "--gateway 'localhost': write 'sim' (the embedded simulator) or HOST:PORT" in capsys.readouterr().err
+        assert main([*args, "--gateway", "127.0.0.1:7496"]) == 2
+        err = capsys.readouterr().err
+        assert "7496 is a LIVE trading port (TWS 7496, IB Gateway 4001)" in err and live_hint in err
+        assert main([*args, "--gateway", "127.0.0.1:70000"]) == 2
+        assert "70000 is not a TCP port" in capsys.readouterr().err

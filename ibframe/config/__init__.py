@@ -14,11 +14,12 @@ one ConfigError line `file:line: key: message`. Never connects anywhere or impor
 from __future__ import annotations
 
 from .errors import ConfigError, Lines
-from .load import check_live_port, load_config
+from .load import check_live_port, gateway_option, load_config
 from .results import ACK_TIMEOUT, LIVE_PORTS, GatewayConfig, RunConfig, SimSettings, StrategyConfig
 from .types import DURATION, UNITS, Section, parse_duration
 
 _Lines = Lines                         # the name this class had before the package split
 
 __all__ = ["ACK_TIMEOUT", "ConfigError", "DURATION", "GatewayConfig", "LIVE_PORTS", "Lines", "RunConfig", "Section",
-           "SimSettings", "StrategyConfig", "UNITS", "check_live_port", "load_config", "parse_duration"]
+           "SimSettings", "StrategyConfig", "UNITS", "check_live_port", "gateway_option", "load_config",
+           "parse_duration"]

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from ..contracts import ContractError, from_mapping
 from .errors import LOADER, ConfigError, Lines, dotted, problems
-from .results import GatewayConfig, RunConfig, SimSettings, StrategyConfig
+from .results import LIVE_PORTS, GatewayConfig, RunConfig, SimSettings, StrategyConfig
 from .schema import GatewaySection, RunSection, StrategySection
 
 MAX_DEPTH = 50                           # mappings and lists inside each other
@@ -137,10 +137,29 @@ def _gateway(section: GatewaySection | None) -> GatewayConfig:
                          live=section.live)
 
 
-def check_live_port(gw: GatewayConfig, fail) -> None:
+YAML_LIVE_HINT = "use a paper port (7497/4002) or set 'live: true' under gateway to trade real money"
+
+
+def check_live_port(gw: GatewayConfig, fail, live_hint: str = YAML_LIVE_HINT) -> None:
     """A gateway given outside the YAML (the --gateway option): a TCP port, and paper unless `live`."""
     if not 1 <= gw.port <= 65535:
         fail(("gateway", "port"), f"{gw.port} is not a TCP port: use 1-65535 (TWS paper 7497, IB Gateway paper 4002)")
-    if gw.port in (7496, 4001) and not gw.live:
-        fail(("gateway", "port"), f"{gw.port} is a LIVE trading port (TWS 7496, IB Gateway 4001); "
-                                  f"use a paper port (7497/4002) or set 'live: true' under gateway to trade real money")
+    if gw.port in LIVE_PORTS and not gw.live:
+        fail(("gateway", "port"), f"{gw.port} is a LIVE trading port (TWS 7496, IB Gateway 4001); {live_hint}")
+
+
+def gateway_option(text: str, client_id: int, live: bool = False, live_hint: str = YAML_LIVE_HINT) -> GatewayConfig:
+    """The gateway a command line's --gateway names: 'sim' (the embedded simulator) or HOST:PORT (a TCP port,
+    paper unless `live`); ValueError saying what to write."""
+    if text == "sim":
+        return GatewayConfig(client_id=client_id)
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"--gateway {text!r}: write 'sim' (the embedded simulator) or HOST:PORT, e.g. "
+                         f"127.0.0.1:7497 for TWS paper trading")
+    gw = GatewayConfig("tws", host, int(port), client_id, live)
+
+    def fail(_path, message):
+        raise ValueError(f"--gateway {text}: {message}")
+    check_live_port(gw, fail, live_hint)
+    return gw
