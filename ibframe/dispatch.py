@@ -188,6 +188,11 @@ class Dispatcher:
     def in_dispatch_thread(self) -> bool:
         return threading.current_thread() is self._thread
 
+    @property
+    def thread_id(self) -> int | None:
+        """The dispatch thread's ident (None before it started): e.g. to tell its log records apart."""
+        return self._thread.ident if self._thread is not None else None
+
     def call_sync(self, fn: Callable, *args, timeout: float = 10.0):
         """Run fn on the dispatch thread and wait for its result (for user threads, tests)."""
         if self.in_dispatch_thread():

@@ -30,14 +30,14 @@ PARAMETRIZED_DAYS = 200          # server version from which ExecutionFilter.las
 
 
 def install(engine, config: JournalConfig | None = None, account: str | None = None, *,
-            reconcile_now: bool = True, journal: Journal | None = None, past=None) -> Journal | None:
+            reconcile_now: bool = True, journal: Journal | None = None) -> Journal | None:
     """The account's journal, recording everything `engine` does from now on; None when disabled.
 
     Call after `engine.start()` (the account is known then) from any thread but the dispatch thread;
     close it with `journal.close()` before `engine.stop()` (that also takes a last snapshot).
     `journal`: a journal already opened for writing (e.g. with other writer settings) to install
-    instead of opening the configured path. `past`: what answers "when was the last execution" for the
-    reconciliation (default the journal itself; a replay gives the live run's answer, readback.py).
+    instead of opening the configured path. `reconcile_now=False`: call `reconcile` yourself (the rails do, with
+    what the run read back from the journal, readback.py).
     """
     config = config or JournalConfig()
     if not config.enabled:
@@ -104,7 +104,7 @@ def install(engine, config: JournalConfig | None = None, account: str | None = N
              f", live quotes every {config.sample_every:g}s" if config.sample_every > 0 else "",
              f" and a snapshot every {config.snapshot_every:g}s" if config.snapshot_every > 0 else "")
     if reconcile_now:
-        reconcile(engine, journal, past)
+        reconcile(engine, journal)
     return journal
 
 
@@ -127,8 +127,8 @@ def execution_filter(last: float | None, now: float, account: str, server_versio
 def reconcile(engine, journal: Journal, past=None) -> int:
     """Ask TWS for its executions (reqExecutions); each one ibframe has not seen reaches the execution
     hooks and is journaled once (execId is unique in the journal). Returns the request id. Call again
-    after a reconnect. Not from the dispatch thread (it reads the journal's last execution time, or asks `past`:
-    see install)."""
+    after a reconnect. Not from the dispatch thread (it reads the journal's last execution time; `past`, when
+    given, answers that instead: readback.py)."""
     last = (past if past is not None else journal).last_execution_time()
     box: dict = {}
 

@@ -14,7 +14,7 @@ from ..config import ConfigError, load_config
 from ..progress import follow
 from ..run import prepare_process
 from .feeder import ReplayError, parse_speed
-from .runner import ReplayRunner, prepare, run_prepared
+from .runner import ReplayResult, ReplayRunner, prepare, run_prepared
 
 
 # --- command line ------------------------------------------------------------------------------------------------
@@ -41,6 +41,33 @@ def frames_played(runner: ReplayRunner):
                   f"replay {rec.path.name}", "frame", console=True)
 
 
+def play(runner: ReplayRunner, progress: bool = True) -> ReplayResult:
+    """A prepared replay, run for a command line: Ctrl-C ends it where it is (the result covers that much), and
+    its progress shows unless `progress` is False. Raises ReplayError as run_prepared does."""
+    def interrupt(*_):
+        if runner.feeder is not None:
+            runner.feeder.interrupt()
+    previous = _on_interrupt(interrupt)
+    try:
+        if not progress:
+            return run_prepared(runner, None)
+        with frames_played(runner):
+            return run_prepared(runner, None)
+    finally:
+        _on_interrupt(previous)
+
+
+def _on_interrupt(handler):
+    """Install `handler` for SIGINT and return the one it replaces; off the main thread (where Python allows no
+    signal handlers) nothing, and None."""
+    if handler is None:
+        return None
+    try:
+        return signal.signal(signal.SIGINT, handler)
+    except ValueError:
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -56,20 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    def interrupt(*_):
-        if runner.feeder is not None:
-            runner.feeder.interrupt()
-    previous = signal.signal(signal.SIGINT, interrupt)
     try:
-        if args.no_progress:
-            result = run_prepared(runner, None)
-        else:
-            with frames_played(runner):
-                result = run_prepared(runner, None)
+        result = play(runner, progress=not args.no_progress)
     except ReplayError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    finally:
-        signal.signal(signal.SIGINT, previous)
     print("\n" + result.report())
     return 1 if result.damage is not None else 0

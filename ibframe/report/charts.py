@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -22,9 +21,9 @@ from matplotlib import dates as mdates
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..journal.reader import NEW_YORK
 from .equity import Equity, instrument_keys
 
-NEW_YORK = ZoneInfo("America/New_York")
 DPI = 100
 WIDTH = 11.0                           # inches: 1,100 px at DPI
 MAX_INSTRUMENTS = 6                    # fills-on-price panels drawn; the rest are named in the note

@@ -8,7 +8,6 @@ Must never: hold report logic (build.py) or replay logic (ibframe.replay).
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 
@@ -113,7 +112,8 @@ def report_recording(recording: Path, args) -> Path:
                           f"config/ma_cross.yaml")
     from ..config import ConfigError, load_config      # the replay's machinery: imported only when needed
     from ..replay import ReplayError
-    from ..replay.runner import prepare, run_prepared
+    from ..replay.cli import play
+    from ..replay.runner import prepare
     from ..run import prepare_process
     try:
         cfg = load_config(args.config)
@@ -129,14 +129,11 @@ def report_recording(recording: Path, args) -> Path:
         runner = prepare(recording, cfg, fills=fills, quiet=True)
     except ReplayError as exc:
         raise ReportError(str(exc)) from None
-    previous = _on_interrupt(lambda *_: runner.feeder.interrupt() if runner.feeder is not None else None)
     try:
         try:
-            result = run_prepared(runner, None)
+            result = play(runner)
         except ReplayError as exc:
             raise ReportError(str(exc)) from None
-        finally:
-            _on_interrupt(previous)
         journal = runner.rails.journal if runner.rails is not None else None
         if journal is None:
             raise ReportError(f"the replay of {recording} wrote no journal; check the journal: section of "
@@ -174,14 +171,3 @@ def keep_journal(journal: Path, out: Path) -> Path:
         raise ReportError(f"cannot write the replay's journal to {target} ({exc}): give --out a folder you can "
                           f"write") from None
     return target
-
-
-def _on_interrupt(handler):
-    """Ctrl-C ends the replay where it is (the report then covers that much); the previous handler back.
-    Off the main thread (Python allows signal handlers only there) it does nothing."""
-    if handler is None:
-        return None
-    try:
-        return signal.signal(signal.SIGINT, handler)
-    except ValueError:
-        return None

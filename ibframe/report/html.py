@@ -14,16 +14,15 @@ from __future__ import annotations
 import base64
 import html
 import math
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 
 from ..journal import tca
+from ..journal.reader import NEW_YORK
 from .charts import Chart
 from .data import ReportData
 from .equity import Equity, totals
 
-NEW_YORK = ZoneInfo("America/New_York")
 MAX_ROWS = 1000
 
 CSS = """
@@ -123,60 +122,56 @@ def _tca(data: ReportData) -> str:
 
 
 def _fills(data: ReportData) -> str:
-    head = "<h2>Fills</h2>"
-    f = data.fills
-    if f.empty:
-        return head + "<p class=\"empty\">No fills.</p>"
-    rows = [[when(r.at), r.strategy, n(r.order_id, 0), r.symbol, r.side, n(r.shares), n(r.price, 4),
-             _nbbo(r.arrival_bid, r.arrival_ask), n(r.slippage_bps, 2, sign=True), n(r.improvement, 2, sign=True),
-             _nbbo(r.fill_bid, r.fill_ask), n(r.commission, 2), r.exec_id] for r in f.head(MAX_ROWS).itertuples()]
-    return (head + "<p class=\"note\">Each execution with its execution quality (signs as above); NBBO at the fill: "
-                   "the quote when the execution reached ibframe, when one was journaled.</p>"
-            + table(["time", "strategy", "order id", "instrument", "side", "shares", "price", "NBBO at arrival",
-                     "slippage (bps)", "savings", "NBBO at the fill", "commission", "exec id"], rows,
-                    numeric={2, 5, 6, 8, 9, 11})
-            + _cut(len(f), "executions", data))
+    return _listing(
+        data, "Fills", data.fills, "executions", "No fills.",
+        "Each execution with its execution quality (signs as above); NBBO at the fill: the quote when the execution "
+        "reached ibframe, when one was journaled.",
+        ["time", "strategy", "order id", "instrument", "side", "shares", "price", "NBBO at arrival", "slippage (bps)",
+         "savings", "NBBO at the fill", "commission", "exec id"],
+        lambda r: [when(r.at), r.strategy, n(r.order_id, 0), r.symbol, r.side, n(r.shares), n(r.price, 4),
+                   _nbbo(r.arrival_bid, r.arrival_ask), n(r.slippage_bps, 2, sign=True),
+                   n(r.improvement, 2, sign=True), _nbbo(r.fill_bid, r.fill_ask), n(r.commission, 2), r.exec_id],
+        numeric={2, 5, 6, 8, 9, 11})
 
 
 def _orders(data: ReportData) -> str:
-    head = "<h2>Orders</h2>"
-    o = data.orders
-    if o.empty:
-        return head + "<p class=\"empty\">No order was sent.</p>"
     outcome = _outcomes(data.statuses)
-    rows = []
-    for r in o.head(MAX_ROWS).itertuples():
-        key = (r.order_id, r.strategy)
-        rows.append([when(r.time), r.action, n(r.order_id, 0), r.strategy, _instrument(r), r.side, n(r.quantity),
-                     r.order_type, n(r.lmt_price, 4), n(r.aux_price, 4), r.tif, _nbbo(r.arrival_bid, r.arrival_ask),
-                     outcome.get(key, "no status journaled")])
-    return (head + "<p class=\"note\">Every request sent to TWS (place, modify with its new terms, cancel); the "
-                   "outcome is the order's last status in the journal.</p>"
-            + table(["time", "request", "order id", "strategy", "instrument", "side", "quantity", "type", "limit",
-                     "aux / stop", "tif", "NBBO at arrival", "outcome"], rows, numeric={2, 6, 8, 9})
-            + _cut(len(o), "orders", data))
+    return _listing(
+        data, "Orders", data.orders, "orders", "No order was sent.",
+        "Every request sent to TWS (place, modify with its new terms, cancel); the outcome is the order's last "
+        "status in the journal.",
+        ["time", "request", "order id", "strategy", "instrument", "side", "quantity", "type", "limit", "aux / stop",
+         "tif", "NBBO at arrival", "outcome"],
+        lambda r: [when(r.time), r.action, n(r.order_id, 0), r.strategy, _instrument(r), r.side, n(r.quantity),
+                   r.order_type, n(r.lmt_price, 4), n(r.aux_price, 4), r.tif, _nbbo(r.arrival_bid, r.arrival_ask),
+                   outcome.get((r.order_id, r.strategy), "no status journaled")],
+        numeric={2, 6, 8, 9})
 
 
 def _risk_events(data: ReportData) -> str:
-    head = "<h2>Risk events</h2>"
-    r = data.risk_events
-    if r.empty:
-        return head + "<p class=\"empty\">No risk event (no refusal, halt or trading-state change).</p>"
-    rows = [[when(x.time), x.kind, x.scope, x.rule, x.text, x.details] for x in r.head(MAX_ROWS).itertuples()]
-    return (head + table(["time", "kind", "scope", "rule", "text", "details"], rows)
-            + _cut(len(r), "risk_events", data))
+    return _listing(data, "Risk events", data.risk_events, "risk_events",
+                    "No risk event (no refusal, halt or trading-state change).", "",
+                    ["time", "kind", "scope", "rule", "text", "details"],
+                    lambda x: [when(x.time), x.kind, x.scope, x.rule, x.text, x.details])
 
 
 def _errors(data: ReportData) -> str:
-    head = "<h2>Errors and messages from TWS</h2>"
-    e = data.errors
-    if e.empty:
-        return head + "<p class=\"empty\">No error or message from TWS.</p>"
-    rows = [[when(x.time), n(x.code, 0), n(x.req_id, 0), x.kind, x.subject, x.text, x.advanced]
-            for x in e.head(MAX_ROWS).itertuples()]
-    return (head + table(["time", "code", "request id", "kind", "subject", "text", "advanced"], rows,
-                         numeric={1, 2})
-            + _cut(len(e), "errors", data))
+    return _listing(data, "Errors and messages from TWS", data.errors, "errors", "No error or message from TWS.", "",
+                    ["time", "code", "request id", "kind", "subject", "text", "advanced"],
+                    lambda x: [when(x.time), n(x.code, 0), n(x.req_id, 0), x.kind, x.subject, x.text, x.advanced],
+                    numeric={1, 2})
+
+
+def _listing(data: ReportData, title: str, frame: pd.DataFrame, table_name: str, empty: str, note: str,
+             headers: list[str], row, numeric: set[int] = frozenset()) -> str:
+    """A section listing a journal table's rows (the first MAX_ROWS, with how to export the rest), or saying
+    there are none; `row(record)` gives one row's cells."""
+    head = f"<h2>{esc(title)}</h2>"
+    if frame.empty:
+        return head + f"<p class=\"empty\">{esc(empty)}</p>"
+    rows = [row(r) for r in frame.head(MAX_ROWS).itertuples()]
+    return (head + (f"<p class=\"note\">{esc(note)}</p>" if note else "") + table(headers, rows, numeric)
+            + _cut(len(frame), table_name, data))
 
 
 # --- helpers ------------------------------------------------------------------------------------------------------

@@ -64,9 +64,10 @@ def find(patterns: str | os.PathLike | list) -> list[Path]:
                 what = "matches only folders; give the files in them, e.g. " + str(Path(matches[0]) / "*.jsonl.gz")
             raise SourceError(f"--recordings {text!r} {what}; {RECORD_HINT}")
         found += [Path(m) for m in files]
-    unique = list(dict.fromkeys(p.resolve() for p in found))
-    by_resolved = {p.resolve(): p for p in found}
-    return [by_resolved[r] for r in unique]
+    first: dict[Path, Path] = {}                  # one file under two names (a glob and a path): once
+    for path in found:
+        first.setdefault(path.resolve(), path)
+    return list(first.values())
 
 
 def read(path: Path) -> tuple[RecordingRef, bytes]:

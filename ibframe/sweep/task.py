@@ -209,9 +209,9 @@ class _Capture(logging.Handler):
         self.records: list[tuple[int, str]] = []
 
     def watch(self, runner) -> None:
-        thread = getattr(getattr(getattr(runner, "engine", None), "dispatcher", None), "_thread", None)
-        if thread is not None and thread.ident is not None:
-            self.threads.add(thread.ident)
+        ident = runner.engine.dispatcher.thread_id if runner.engine is not None else None
+        if ident is not None:
+            self.threads.add(ident)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
