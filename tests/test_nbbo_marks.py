@@ -41,6 +41,7 @@ def live(make_gateway, tmp_path):
         strategy = Idle(engine, "marks", {}, instruments)
         engine.on_dispatch(strategy._start)
         return engine, journal, strategy
+    start.gateway = gw
     yield start
     for thing in reversed(made):
         if isinstance(thing, Journal):
@@ -120,6 +121,25 @@ def test_a_live_line_is_the_arrival_quote_and_is_sampled_on_the_timer(live):
         assert f.far_side == sold.arrival_bid                  # a sell crosses to the bid
         assert f.improvement_per_share == pytest.approx(f.price - sold.arrival_bid)
         assert f.fill_improvement_per_share == pytest.approx(f.price - f.fill_bid)
+
+
+def test_a_refused_snapshot_leaves_its_moment_without_a_quote_and_the_next_order_gets_one(live):
+    # 354 (no market data permissions) for the arrival snapshot: the order still fills, TCA says it had no quote,
+    # the refusal is journaled as an error, and the next order's snapshot works again
+    engine, journal, s = live(sample_every=0)
+    live.gateway.faults.refuse_market_data(43, n=1)
+    refused = do(s, lambda s: s.buy("MSFT", 3))
+    wait_until(lambda: filled(refused), what="the buy to fill")
+    wait_until(lambda: journal.flush() and (Journal(journal.path).errors().code == 354).sum() == 1,
+               what="the refusal journaled")
+    assert refused.arrival_bid is None and quotes_of(journal, why="arrival").empty
+    later = do(s, lambda s: s.buy("MSFT", 2))
+    wait_until(lambda: filled(later) and later.arrival_bid is not None, what="the next buy and its snapshot")
+    assert journal.flush()
+    tca = Journal(journal.path).tca()
+    sources = {(int(o), None if pd.isna(src) else src) for o, src in zip(tca.order_id, tca.arrival_source)}
+    assert sources == {(refused.order_id, None), (later.order_id, "snapshot")}, sources
+    assert Journal(journal.path).tca_daily().iloc[0].fills_without_quote == len(refused.fills)
 
 
 def test_snapshots_can_be_turned_off_and_tca_then_says_the_fill_had_no_quote(live):

@@ -50,6 +50,7 @@ BROKEN = {2104: (2103, "Market data farm connection is broken:"),
           2158: (2157, "Sec-def data farm connection is broken:")}
 DEFAULT_REJECT = "Simulated rejection (fault injected)"
 HISTORICAL_PACING = "Historical Market Data Service error message:Historical data request pacing violation"
+NOT_SUBSCRIBED = "Requested market data is not subscribed."
 
 # Subscription families that are market data (dropped by "restored - data lost").
 DATA_KINDS = ("mktdata", "depth", "tickbytick", "realtimebars", "historical")
@@ -172,6 +173,7 @@ class Faults:
         self._restore_data_lost = True
         self._delays: dict[int | None, _Delay] = {}
         self._historical_refusals: dict[int, int] = {}
+        self._market_data_refusals: dict[int, list[int | str]] = {}   # client id -> [count, code, text]
         self._tasks: set[asyncio.Task] = set()
         self._restarting = False
 
@@ -217,6 +219,12 @@ class Faults:
         of this client fails with 162. False when no such client is connected."""
         return self._run(self._pacing_violation, client_id, _kind(kind), "api")
 
+    def refuse_market_data(self, client_id: int, n: int = 1, code: int = 354, text: str = NOT_SUBSCRIBED) -> None:
+        """The client's next `n` reqMktData (streams and snapshots) get error `code` (354: no market data
+        permissions) instead of data."""
+        self._run(lambda: (self._record("refuse_market_data", {"client_id": client_id, "n": n, "code": code}, "api"),
+                           self._market_data_refusals.__setitem__(client_id, [n, code, text])))
+
     def restart(self, keep_state: bool = True, pause: float = 1.0) -> None:
         """A gateway restart: clients dropped, the port closed for `pause` wall seconds, state kept
         (or not). From another thread this returns once the gateway listens again."""
@@ -247,6 +255,17 @@ class Faults:
                 return False
             session.error(req_id, 162, HISTORICAL_PACING)
             log.warning("fault: historical pacing violation for client %s (reqId %d)", session.client_id, req_id)
+            return True
+        refusal = self._market_data_refusals.get(session.client_id)
+        if msg_id == OUT.REQ_MKT_DATA and refusal and refusal[0] > 0:
+            try:
+                req_id = int(fields[2])              # REQ_MKT_DATA: msg id, version, reqId, ...
+            except (IndexError, ValueError):
+                return False
+            refusal[0] -= 1
+            session.error(req_id, refusal[1], refusal[2])
+            log.warning("fault: market data refused for client %s (reqId %d, error %s)", session.client_id, req_id,
+                        refusal[1])
             return True
         return False
 
@@ -280,6 +299,7 @@ class Faults:
         self._restore_at = None
         self._delays.clear()
         self._historical_refusals.clear()
+        self._market_data_refusals.clear()
 
     def cancel_pending(self) -> None:
         """The gateway stops: abandon a restart in progress."""
