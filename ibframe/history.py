@@ -220,14 +220,15 @@ def _progress(progress, total: int, what: str) -> Progress:
 
 def _fetch(engine, contract, chunks: list[Chunk], size: str, what: str, use_rth: bool, folder: Path | None,
            bar: Progress, timeout: float) -> list[pd.DataFrame]:
-    frames: list[pd.DataFrame | None] = [None] * len(chunks)
+    frames: list[pd.DataFrame | None] = [_read(folder / f"{c.name()}.parquet") if folder is not None else None
+                                         for c in chunks]
     todo: list[int] = []
-    now = pd.Timestamp(engine.gateway_time(), unit="s", tz="UTC")     # the gateway's now: a simulator's may be pinned
+    if any(f is None for f in frames):            # the gateway's now (a simulator's may be pinned): asked only when
+        now = pd.Timestamp(engine.gateway_time(), unit="s", tz="UTC")   # something is not cached
     for i, chunk in enumerate(chunks):
-        cached = _read(folder / f"{chunk.name()}.parquet") if folder is not None else None
-        if cached is not None:
-            frames[i] = cached
-        elif chunk.start >= now:
+        if frames[i] is not None:
+            continue
+        if chunk.start >= now:
             frames[i] = _empty()                  # all of it still to come
         else:
             todo.append(i)
